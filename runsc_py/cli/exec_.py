@@ -1,0 +1,28 @@
+"""Execute a new process inside the container."""
+
+from .params import Arg, Opt
+
+STOP_AT_POSITIONAL = True
+OPTIONS = (
+    Opt(("--process", "-p"), "process", help="path to a process.json"),
+    Opt(("--tty", "-t"), "tty", flag=True, help="allocate a pseudo-TTY"),
+    Opt(("--console-socket",), "console_socket", help="unix socket to receive the pty master"),
+    Opt(("--detach", "-d"), "detach", flag=True, help="detach from the process"),
+    Opt(("--pid-file",), "pid_file", help="file to write the process id to"),
+    Opt(("--cwd",), "cwd", help="current working directory in the container"),
+    Opt(("--env", "-e"), "env", multiple=True, help="set an environment variable"),
+    Opt(("--user", "-u"), "user", help="UID[:GID]"),
+    Opt(("--additional-gids", "-g"), "additional_gids", multiple=True, type=int, help="additional gid"),
+    Opt(("--cap", "-c"), "cap", multiple=True, help="add a capability"),
+    Opt(("--no-new-privs",), "no_new_privs", flag=True, help="set no_new_privs"),
+    Opt(("--preserve-fds",), "preserve_fds", type=int, default=0, help="pass N extra fds"),
+    Opt(("--process-label",), "process_label", help="SELinux label"),
+    Opt(("--apparmor",), "apparmor", help="AppArmor profile"),
+    Opt(("--ignore-paused",), "ignore_paused", flag=True, help="allow exec in a paused container"),
+)
+ARGS = (Arg("id"), Arg("command", required=False, variadic=True))
+
+
+def run(g, **opts):
+    from ._notyet import not_supported_yet
+    not_supported_yet("exec")

@@ -1,0 +1,14 @@
+"""Wait for the container's process to exit and print its exit status."""
+
+from .params import Arg
+
+OPTIONS = ()
+ARGS = (Arg("id"),)
+
+
+def run(g, id):
+    import json
+    import sys
+    from ..container.wait import wait
+    status = wait(g.root, id)
+    sys.stdout.write(json.dumps({"id": id, "exitStatus": status}) + "\n")

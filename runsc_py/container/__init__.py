@@ -1,0 +1,85 @@
+"""Container operations on the host side, one module per verb (create,
+start, kill, destroy, wait, ...) over the StateFile. This module holds what
+they share: loading a container and deciding whether it still lives."""
+
+from .. import status as st
+from ..linux.proc import is_alive
+from ..state_file import StateFile
+
+
+class Container:
+    """A container's StateFile and record, with its status brought up to
+    date: a container whose sandbox died is `stopped`."""
+
+    def __init__(self, sf: StateFile, record: dict):
+        self.sf = sf
+        self.record = record
+        self.refresh()
+
+    @property
+    def cid(self):
+        return self.sf.cid
+
+    @property
+    def status(self):
+        return self.record["status"]
+
+    @property
+    def sandbox(self):
+        return self.record.get("sandbox") or {}
+
+    @property
+    def gofer(self):
+        return self.record.get("gofer") or {}
+
+    def sandbox_alive(self):
+        sb = self.sandbox
+        return is_alive(sb.get("pid"), sb.get("startTime"))
+
+    def refresh(self):
+        if self.status in st.LIVE and self.status != st.CREATING and not self.sandbox_alive():
+            self.record["status"] = st.STOPPED
+            self.stale = True
+        else:
+            self.stale = False
+
+    def persist_if_stale(self):
+        """Write a status found out by liveness (lock held)."""
+        if self.stale:
+            self.sf.save_locked(self.record)
+            self.stale = False
+
+    def set_status(self, new):
+        st.check_transition(self.status, new)
+        self.record["status"] = new
+
+    def pid(self):
+        """The state's pid: the sandbox's while it lives, else 0 (never -1)."""
+        if self.status == st.STOPPED:
+            return 0
+        return self.sandbox.get("pid") or 0
+
+    def oci_state(self):
+        return {"ociVersion": self.record.get("ociVersion", "1.2.1"), "id": self.cid,
+                "status": self.status, "pid": self.pid(), "bundle": self.record["bundle"],
+                "rootfs": self.record.get("rootfs", ""), "created": self.record.get("createdAt", ""),
+                "owner": self.record.get("owner", ""),
+                "annotations": self.record.get("annotations") or {}}
+
+
+def load(root, cid) -> Container:
+    """A container read without locking (for state, list, ps)."""
+    sf = StateFile.find(root, cid)
+    return Container(sf, sf.load())
+
+
+def load_locked(root, cid) -> Container:
+    """A container with its lock held; the record is read after the lock is
+    taken, so decisions use the current state (gVisor PR #14533)."""
+    sf = StateFile.find(root, cid)
+    sf.lock()
+    try:
+        return Container(sf, sf.load())
+    except BaseException:
+        sf.unlock()
+        raise

@@ -1,0 +1,24 @@
+"""The client of a sandbox's control socket: one connection per request,
+JSON both ways, bounded by a timeout."""
+
+from ..errors import Failure
+from ..linux import unix
+
+
+def request(container, msg: dict, timeout=10.0) -> dict:
+    path = container.sandbox.get("controlSocket") or container.sf.path("sock")
+    try:
+        sock = unix.connect(path, timeout)
+    except OSError as e:
+        raise Failure(f'container "{container.cid}": sandbox does not answer: '
+                      f'{(e.strerror or str(e)).lower()}') from None
+    with sock:
+        try:
+            unix.send(sock, msg)
+            reply, _ = unix.recv(sock)
+        except OSError as e:
+            raise Failure(f'container "{container.cid}": sandbox does not answer: '
+                          f'{(e.strerror or str(e)).lower() if not isinstance(e, TimeoutError) else "timed out"}') from None
+    if reply is None:
+        raise Failure(f'container "{container.cid}": sandbox closed the control connection')
+    return reply

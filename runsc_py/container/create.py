@@ -1,0 +1,261 @@
+"""create: build a container whose process waits for `start`.
+
+Steps, each undone if a later one fails ("as if the operation were never
+attempted", runtime-spec runtime.md "create"):
+validate the whole bundle -> lock the new id -> spec snapshot -> fork the
+gofer -> fork the set-up child (namespaces) -> sandbox PID 1 builds the root
+and reports ready -> record `created` -> pid file -> commit.
+
+Until the commit, gofer and sandbox die with the CLI (they hold the other
+end of a socket to it and exit on EOF), so a create killed at any point
+leaves no process behind; `delete --force` removes whatever files remain.
+"""
+
+import json
+import os
+import signal
+import time
+
+from .. import status as st
+from ..errors import Failure, os_error_text
+from ..linux import proc, unix
+from ..state_file import StateFile, atomic_write
+from . import faults
+
+SETUP_TIMEOUT = 60.0
+
+
+def load_spec(bundle):
+    from specs.config import ConfigError, load_bundle
+    try:
+        return load_bundle(bundle)
+    except ConfigError as e:
+        raise Failure(str(e)) from None
+
+
+def check_supported(spec):
+    """Refuse, before anything exists, what this runtime cannot apply: a
+    security field silently ignored is worse than a refusal."""
+    from ..errors import Unsupported
+    if spec.process is None:
+        raise Failure("config.json: process: is required to create a container")
+    linux = spec.linux
+    for entry in linux.namespaces:
+        if entry.type == "mount" and entry.path:
+            raise Unsupported("linux.namespaces: joining an existing mount namespace")
+    new = {n.type for n in linux.namespaces if not n.path}
+    if spec.hostname is not None and "uts" not in new and spec.hostname != "":
+        raise Failure("config.json: hostname: setting a hostname requires a new uts namespace")
+    if "mount" not in new:
+        raise Unsupported("a container without its own mount namespace")
+    from sandbox.confine import check
+    check(spec.process, linux)
+
+
+def cgroup_layout():
+    """The host's cgroup hierarchies under /sys/fs/cgroup, for the `cgroup`
+    mount type: [[name, fstype, super options]]."""
+    layout = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            fields = left.split()
+            fstype, _source, options = right.split()[:3]
+            mountpoint = fields[4]
+            if fstype not in ("cgroup", "cgroup2") or not (mountpoint == "/sys/fs/cgroup"
+                                                          or mountpoint.startswith("/sys/fs/cgroup/")):
+                continue
+            name = mountpoint[len("/sys/fs/cgroup/"):]
+            opts = [o for o in options.split(",") if o not in ("rw", "ro")]
+            layout.append([name, fstype, opts])
+    return layout
+
+
+class Launched:
+    """The processes of a create in progress, and how to undo them."""
+
+    def __init__(self):
+        self.gofer_pid = None
+        self.setup_pid = None
+        self.sandbox_pid = None
+        self.sync = None
+        self.commit = None
+
+    def kill(self):
+        for pid in (self.sandbox_pid, self.setup_pid, self.gofer_pid):
+            if pid:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        for pid in (self.setup_pid, self.gofer_pid):  # our children: reap them
+            if pid:
+                try:
+                    os.waitpid(pid, 0)
+                except ChildProcessError:
+                    pass
+        if self.sandbox_pid:
+            # Not our child (its parent, the set-up child, has exited); wait
+            # until it is gone so nothing of it outlives the failed create.
+            fd = proc.pidfd_for(self.sandbox_pid, None)
+            if fd is not None:
+                try:
+                    proc.wait_pidfd(fd, 10)
+                finally:
+                    os.close(fd)
+        for sock in (self.sync, self.commit):
+            if sock is not None:
+                sock.close()
+
+    def commit_all(self):
+        for sock in (self.sync, self.commit):
+            try:
+                unix.send(sock, {"commit": True})
+            except OSError:
+                pass  # the process is gone; `state` will say stopped
+            sock.close()
+        self.sync = self.commit = None
+
+
+def _write_id_maps(pid, linux):
+    def lines(maps):
+        return "".join(f"{mp.container_id} {mp.host_id} {mp.size}\n" for mp in maps)
+    with open(f"/proc/{pid}/uid_map", "w") as f:
+        f.write(lines(linux.uid_mappings))
+    with open(f"/proc/{pid}/gid_map", "w") as f:
+        f.write(lines(linux.gid_mappings))
+
+
+def _await_ready(launched, linux):
+    """Serve the set-up child and the sandbox until the sandbox is ready."""
+    sync = launched.sync
+    sync.settimeout(SETUP_TIMEOUT)
+    while True:
+        try:
+            msg, _ = unix.recv(sync)
+        except TimeoutError:
+            raise Failure(f"sandbox set-up did not finish within {SETUP_TIMEOUT:g}s") from None
+        if msg is None:
+            raise Failure("sandbox exited during set-up")
+        if "error" in msg:
+            raise Failure(msg["error"])
+        if msg.get("op") == "idmap":
+            try:
+                _write_id_maps(msg["pid"], linux)
+                unix.send(sync, {"ok": True})
+            except OSError as e:
+                unix.send(sync, {"error": f"writing id maps: {os_error_text(e)}"})
+        elif "pid" in msg:
+            launched.sandbox_pid = msg["pid"]
+            os.waitpid(launched.setup_pid, 0)
+            launched.setup_pid = None
+        elif msg.get("ready"):
+            return
+
+
+def _fork_gofer(spec, bundle, sf, gofer_end, commit_end, others):
+    pid = os.fork()
+    if pid == 0:
+        for sock in others:
+            sock.close()
+        from gofer import main as gofer
+        gofer.run(spec, bundle, gofer_end, commit_end, sf.path("exit"))
+    return pid
+
+
+def launch(spec, sf, bundle, console_socket, preserve_fds, no_pivot):
+    from sandbox import setup
+
+    launched = Launched()
+    sandbox_end, gofer_end = unix.pair()
+    launched.commit, commit_end = unix.pair()
+    launched.sync, sync_end = unix.pair()
+    control = None
+    console = None
+    try:
+        try:
+            os.unlink(sf.path("sock"))
+        except FileNotFoundError:
+            pass
+        control = unix.listen(sf.path("sock"))
+        if spec.process.terminal:
+            if not console_socket:
+                raise Failure("process.terminal is true: --console-socket is required")
+            try:
+                console = unix.connect_stream(console_socket, 10)
+            except OSError as e:
+                raise Failure(f"--console-socket {console_socket}: {os_error_text(e)}") from None
+        confinement = _prepare_confinement(spec)
+        child_ends = [s for s in (sandbox_end, sync_end, control, console) if s is not None]
+        launched.gofer_pid = _fork_gofer(spec, bundle, sf, gofer_end, commit_end,
+                                         child_ends + [launched.commit, launched.sync])
+        faults.point("create:after-gofer-fork")
+        launch_args = setup.Launch(spec=spec, cid=sf.cid, sync=sync_end, gofer=sandbox_end, control=control,
+                                   console=console, preserve_fds=preserve_fds, no_pivot=no_pivot,
+                                   cgroup_layout=cgroup_layout(), confinement=confinement)
+        pid = os.fork()
+        if pid == 0:
+            for sock in (gofer_end, commit_end, launched.commit, launched.sync):
+                sock.close()
+            setup.run(launch_args)
+        launched.setup_pid = pid
+        faults.point("create:after-sandbox-fork")
+    finally:
+        for sock in (sandbox_end, gofer_end, commit_end, sync_end, control, console):
+            if sock is not None:
+                sock.close()
+    return launched
+
+
+def _prepare_confinement(spec):
+    from sandbox.confine import prepare
+    return prepare(spec.process, spec.linux)
+
+
+def new_record(sf, spec, bundle, launched, console_socket):
+    now = time.time()
+    created = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1e9):09d}Z"
+    return {
+        "id": sf.cid, "sandboxId": sf.sid, "bundle": bundle, "rootfs": spec.root.path,
+        "ociVersion": spec.oci_version, "createdAt": created, "owner": str(os.geteuid()),
+        "status": st.CREATED, "annotations": dict(spec.annotations),
+        "sandbox": {"pid": launched.sandbox_pid, "startTime": proc.start_time(launched.sandbox_pid),
+                    "controlSocket": sf.path("sock"), "originalOomScoreAdj": None},
+        "gofer": {"pid": launched.gofer_pid, "startTime": proc.start_time(launched.gofer_pid)},
+        "consoleSocket": console_socket, "cgroup": None, "exitStatus": None,
+    }
+
+
+def write_pid_file(path, pid):
+    try:
+        atomic_write(os.path.abspath(path), f"{pid}".encode(), mode=0o644)
+    except OSError as e:
+        raise Failure(f"--pid-file: {os_error_text(e)}") from None
+
+
+def create(root, cid, bundle, pid_file=None, console_socket=None, preserve_fds=0, no_pivot=False):
+    """Create container `cid` from `bundle`; returns the sandbox pid."""
+    bundle = os.path.abspath(bundle or ".")
+    sf = StateFile(root, cid)  # validates the id before any path is built
+    spec = load_spec(bundle)
+    check_supported(spec)
+    sf.lock_for_new()
+    launched = None
+    try:
+        sf.save_spec_locked(json.dumps(spec.raw).encode())
+        launched = launch(spec, sf, bundle, console_socket, preserve_fds, no_pivot)
+        _await_ready(launched, spec.linux)
+        record = new_record(sf, spec, bundle, launched, console_socket)
+        faults.point("create:before-save")
+        sf.save_locked(record)
+        if pid_file:
+            write_pid_file(pid_file, launched.sandbox_pid)
+        launched.commit_all()
+        return launched.sandbox_pid
+    except BaseException:
+        if launched is not None:
+            launched.kill()
+        sf.destroy()
+        raise
+    finally:
+        sf.unlock()

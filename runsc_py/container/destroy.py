@@ -1,0 +1,65 @@
+"""destroy: the one teardown path, shared by delete, delete --force, a
+failed start and `run`'s cleanup.
+
+Idempotent and best effort, in this order: lock -> stop the sandbox
+(SIGKILL; PID 1's death kills its namespace; bounded pidfd wait) -> kill
+the gofer (ESRCH is success) -> remove `.state` then `.lock` -> return every
+error joined. Only the caller whose call removed the record reports
+`removed`, so work that must happen once (poststop hooks) happens once."""
+
+import signal
+
+from .. import status as st
+from ..errors import Failure, NotExist
+from ..linux import proc
+from ..state_file import StateFile
+from . import Container, faults
+
+KILL_TIMEOUT = 10.0
+
+
+class CannotDelete(Failure):
+    pass
+
+
+def destroy(root, cid, force=False) -> bool:
+    """Returns True if this call removed the container."""
+    sf = StateFile.find(root, cid)
+    sf.lock_for_destroy()
+    try:
+        container = _load_for_destroy(sf, force)
+        if container is not None and not force and not st.can_delete(container.status):
+            raise CannotDelete(f'cannot delete container "{cid}" that is {container.status}: '
+                               f"stop it first or use --force")
+        errors = []
+        if container is not None:
+            _stop(container, errors)
+        faults.point("delete:after-kill")
+        removed = sf.destroy()
+        faults.point("delete:after-state-removed")
+    finally:
+        sf.unlock()
+    if errors:
+        raise Failure("; ".join(errors))
+    return removed
+
+
+def _load_for_destroy(sf, force):
+    try:
+        return Container(sf, sf.load())
+    except NotExist:
+        return None  # only a lock file: a create that was killed before saving
+    except Failure:
+        if not force:
+            raise
+        return None  # corrupt or foreign record: --force removes the files
+
+
+def _stop(container, errors):
+    for role in ("sandbox", "gofer"):
+        ident = container.record.get(role) or {}
+        pid, start = ident.get("pid"), ident.get("startTime")
+        if not pid:
+            continue
+        if not proc.kill_and_wait(pid, start, signal.SIGKILL, KILL_TIMEOUT):
+            errors.append(f"{role} process {pid} did not exit within {KILL_TIMEOUT:g}s of SIGKILL")

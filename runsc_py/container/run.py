@@ -1,0 +1,85 @@
+"""run = create + start, then (attached) wait, forward signals, delete.
+
+Attached, the CLI makes itself a child subreaper before create, so the
+sandbox is reparented to it and reaped by it; every catchable signal the CLI
+receives is forwarded to the sandbox, which forwards it to the workload.
+The CLI exits with the workload's status."""
+
+import os
+import signal
+
+from ..errors import Failure
+from ..linux import proc
+from . import load
+from .create import create
+from .destroy import destroy
+from .start import start
+from .wait import wait
+
+_NOT_FORWARDED = {signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD}
+
+
+def run(root, cid, bundle, detach=False, keep=False, **create_args) -> int:
+    if not detach:
+        import prctl
+        prctl.set_child_subreaper(True)
+    create(root, cid, bundle, **create_args)
+    try:
+        start(root, cid)
+    except BaseException:
+        if not keep:
+            _cleanup(root, cid)
+        raise
+    if detach:
+        return 0
+    try:
+        return _attached(root, cid)
+    finally:
+        if not keep:
+            _cleanup(root, cid)
+
+
+def _attached(root, cid):
+    sb = load(root, cid).sandbox
+    pid, start_time = sb["pid"], sb["startTime"]
+    fd = proc.pidfd_for(pid, start_time)
+
+    def forward(signum, _frame):
+        if fd is not None:
+            try:
+                signal.pidfd_send_signal(fd, signum)
+            except ProcessLookupError:
+                pass
+
+    for sig in signal.valid_signals():
+        if sig not in _NOT_FORWARDED:
+            try:
+                signal.signal(sig, forward)
+            except (OSError, ValueError):
+                pass
+    try:
+        status = wait(root, cid)
+    finally:
+        if fd is not None:
+            os.close(fd)
+        _reap_children()
+    return status
+
+
+def _reap_children():
+    """As subreaper the orphaned sandbox is ours to collect."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def _cleanup(root, cid):
+    try:
+        destroy(root, cid, force=True)
+    except Failure:
+        pass
+    _reap_children()

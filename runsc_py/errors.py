@@ -1,0 +1,115 @@
+"""Errors a user can cause, and the runtime's log.
+
+Every failure a user can cause is a `Failure`: the CLI prints it as one line
+on stderr, writes it to the `--log` file and exits 1. Anything else is a bug:
+its traceback goes to the log and stderr still gets one line.
+
+The log format mirrors runc's because engines parse it: containerd's shim
+reads the last `{"level":"error","msg":...}` line of `--log` as the error
+message, podman reads the file as JSON when `runtime_supports_json` names the
+runtime. The `logging` module is not used: it costs several milliseconds of
+import on a path that runs for every CLI call.
+"""
+
+import json
+import os
+import sys
+import time
+
+
+class Failure(Exception):
+    """An error the user can cause: reported as one line, exit status 1."""
+
+
+class NotExist(Failure):
+    def __init__(self, cid):
+        super().__init__(f'container "{cid}" does not exist')
+
+
+class AlreadyExists(Failure):
+    def __init__(self, cid):
+        super().__init__(f'container "{cid}" already exists')
+
+
+class NotRunning(Failure):
+    def __init__(self, cid):
+        super().__init__(f'container "{cid}" is not running: container not running')
+
+
+class Unsupported(Failure):
+    def __init__(self, what):
+        super().__init__(f"{what} is not supported")
+
+
+class Corrupt(Failure):
+    def __init__(self, cid, why):
+        super().__init__(f'state of container "{cid}" is corrupt: {why}')
+
+
+def os_error_text(err: OSError) -> str:
+    """`strerror: path` in lower case, the wording engines match
+    (podman maps "no such file or directory" to 127, "permission denied" to 126)."""
+    text = (err.strerror or str(err)).lower()
+    if err.filename is not None:
+        return f"{err.filename}: {text}"
+    return text
+
+
+def _rfc3339_now() -> str:
+    now = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1e9):09d}Z"
+
+
+class Log:
+    """The `--log` file. Lines are appended with one write each (O_APPEND),
+    so concurrent runtime calls sharing a log file never interleave a line."""
+
+    def __init__(self, path=None, fmt="text", debug=False):
+        self.path = path
+        self.fmt = fmt
+        self.debug_enabled = debug
+
+    def write(self, level: str, msg: str):
+        if not self.path:
+            return
+        if self.fmt == "json":
+            line = json.dumps({"level": level, "msg": msg, "time": _rfc3339_now()})
+        else:
+            line = f'time="{_rfc3339_now()}" level={level} msg={json.dumps(msg)}'
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError:
+            return
+        try:
+            os.write(fd, (line + "\n").encode())
+        finally:
+            os.close(fd)
+
+    def debug(self, msg: str):
+        if self.debug_enabled:
+            self.write("debug", msg)
+
+    def warning(self, msg: str):
+        self.write("warning", msg)
+
+    def error(self, msg: str):
+        self.write("error", msg)
+
+
+log = Log()
+
+
+def configure_log(path, fmt, debug):
+    log.path = path
+    log.fmt = fmt
+    log.debug_enabled = debug
+
+
+def report(msg: str):
+    """The one line a failed command leaves: stderr and the log."""
+    log.error(msg)
+    try:
+        sys.stderr.write(f"runsc-py: {msg}\n")
+        sys.stderr.flush()
+    except OSError:
+        pass

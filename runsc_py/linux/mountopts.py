@@ -1,0 +1,78 @@
+"""Mount options of config.json folded into new-mount-API attributes.
+
+runtime-spec config.md, mounts: "options ... MUST be applied in the order
+listed" — so options are folded left to right: `ro` then `rw` leaves the
+mount writable. Options that are not flags are filesystem data (tmpfs
+`size=64m`, `mode=755`) passed to fsconfig in order.
+"""
+
+from dataclasses import dataclass, field
+
+from .mount import (MOUNT_ATTR__ATIME, MOUNT_ATTR_NOATIME, MOUNT_ATTR_NODEV, MOUNT_ATTR_NODIRATIME,
+                    MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_NOSYMFOLLOW, MOUNT_ATTR_RDONLY,
+                    MOUNT_ATTR_RELATIME, MOUNT_ATTR_STRICTATIME, MS_PRIVATE, MS_SHARED, MS_SLAVE,
+                    MS_UNBINDABLE)
+
+# option -> (attribute, set it?)
+_FLAGS = {
+    "ro": (MOUNT_ATTR_RDONLY, True), "rw": (MOUNT_ATTR_RDONLY, False),
+    "nosuid": (MOUNT_ATTR_NOSUID, True), "suid": (MOUNT_ATTR_NOSUID, False),
+    "nodev": (MOUNT_ATTR_NODEV, True), "dev": (MOUNT_ATTR_NODEV, False),
+    "noexec": (MOUNT_ATTR_NOEXEC, True), "exec": (MOUNT_ATTR_NOEXEC, False),
+    "nodiratime": (MOUNT_ATTR_NODIRATIME, True), "diratime": (MOUNT_ATTR_NODIRATIME, False),
+    "nosymfollow": (MOUNT_ATTR_NOSYMFOLLOW, True), "symfollow": (MOUNT_ATTR_NOSYMFOLLOW, False),
+}
+# The atime modes are one field: each option replaces it.
+_ATIME = {"relatime": MOUNT_ATTR_RELATIME, "noatime": MOUNT_ATTR_NOATIME,
+          "strictatime": MOUNT_ATTR_STRICTATIME, "norelatime": MOUNT_ATTR_STRICTATIME,
+          "atime": MOUNT_ATTR_STRICTATIME}
+_PROPAGATION = {
+    "private": (MS_PRIVATE, False), "rprivate": (MS_PRIVATE, True),
+    "shared": (MS_SHARED, False), "rshared": (MS_SHARED, True),
+    "slave": (MS_SLAVE, False), "rslave": (MS_SLAVE, True),
+    "unbindable": (MS_UNBINDABLE, False), "runbindable": (MS_UNBINDABLE, True),
+}
+# Accepted and meaningless for a new-API mount (mount(8) vocabulary).
+_IGNORED = {"defaults", "async", "sync", "auto", "noauto", "nouser", "user", "_netdev", "mand", "nomand",
+            "silent", "loud", "iversion", "noiversion", "dirsync", "lazytime", "nolazytime", "tmpcopyup"}
+
+
+@dataclass
+class MountOptions:
+    bind: bool = False
+    recursive: bool = False
+    attr_set: int = 0
+    attr_clr: int = 0
+    propagation: list = field(default_factory=list)   # [(MS_*, recursive)]
+    data: list = field(default_factory=list)          # ["size=64m", "mode=755"]
+
+    def set(self, attr, on):
+        if on:
+            self.attr_set |= attr
+            self.attr_clr &= ~attr
+        else:
+            self.attr_clr |= attr
+            self.attr_set &= ~attr
+
+
+def parse(options, mount_type=None) -> MountOptions:
+    out = MountOptions(bind=mount_type == "bind")
+    for opt in options:
+        if opt in ("bind", "rbind"):
+            out.bind = True
+            out.recursive = out.recursive or opt == "rbind"
+        elif opt in _FLAGS:
+            out.set(*_FLAGS[opt])
+        elif opt in _ATIME:
+            out.attr_clr |= MOUNT_ATTR__ATIME
+            out.attr_set = (out.attr_set & ~MOUNT_ATTR__ATIME) | _ATIME[opt]
+        elif opt in _PROPAGATION:
+            out.propagation.append(_PROPAGATION[opt])
+        elif opt in _IGNORED:
+            continue
+        elif opt in ("idmap", "ridmap"):
+            from ..errors import Unsupported
+            raise Unsupported(f"mount option {opt!r}")
+        else:
+            out.data.append(opt)
+    return out

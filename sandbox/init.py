@@ -1,0 +1,299 @@
+"""The sandbox: PID 1 of the container.
+
+Set-up (before `create` returns): receive the gofer's trees, build the root,
+make the terminal, report ready, and wait for the CLI to commit the create
+(if the CLI dies first, the sandbox exits: a killed create leaves nothing).
+
+Then it serves until the container stops: `start` forks the workload; every
+catchable signal it receives is forwarded to the workload; it reaps every
+child (orphans of the container are reparented to it); when the workload
+exits it reports the status to the gofer, which records it, and exits with
+the same code, or 128+signal — what conmon and containerd report for a
+signalled process. When PID 1 of a pid namespace exits, the kernel kills the
+rest of the namespace.
+
+Everything the sandbox will ever import is imported at the top of this
+module: after pivot_root the host's Python library is out of reach.
+"""
+
+import array  # noqa: F401  (socket.send_fds needs it after pivot_root)
+import errno
+import fcntl
+import json  # noqa: F401
+import os
+import select
+import signal
+import socket
+import struct
+import termios
+import traceback  # noqa: F401
+
+from runsc_py.linux import fs
+from runsc_py.linux import unix
+
+from . import rootfs
+from . import workload
+
+NAME = "runsc-py-sandbox"
+
+# Signals whose default action ends a process: received before the workload
+# runs, they end the container (what runc's waiting init does).
+_IGNORED_BY_DEFAULT = {signal.SIGCHLD, signal.SIGCONT, signal.SIGURG, signal.SIGWINCH}
+
+
+class Sandbox:
+    def __init__(self, launch, new_pid_ns):
+        self.launch = launch
+        self.spec = launch.spec
+        self.new_pid_ns = new_pid_ns
+        self.workload = None
+        self.terminal_slave = None
+        self.wakeup_r = None
+
+    # -- set-up -------------------------------------------------------------
+    def build(self):
+        msg, fds = self.launch.trees, self.launch.tree_fds
+        tree, rootfs_dir = fds[0], fds[1]
+        os.close(rootfs_dir)
+        binds = dict(zip(msg["binds"], fds[2:2 + len(msg["binds"])]))
+        devices = dict(zip(msg["devices"], fds[2 + len(msg["binds"]):]))
+        spec = self.spec
+        linux = spec.linux
+        rootfs.set_root_propagation(linux.rootfs_propagation)
+        rootfs.enter_root(tree, self.launch.no_pivot)
+        os.close(tree)
+        root_fd = os.open("/", fs.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            rootfs.mount_all(root_fd, spec.mounts, binds, self.launch.cgroup_layout)
+            user_ns = any(n.type == "user" for n in linux.namespaces)
+            rootfs.make_devices(linux.devices, devices, can_mknod=not user_ns)
+            if spec.process is not None:
+                rootfs.ensure_cwd(root_fd, spec.process.cwd)
+            rootfs.write_sysctls(linux.sysctl)
+            rootfs.mask_paths(root_fd, linux.masked_paths)
+            rootfs.readonly_paths(root_fd, linux.readonly_paths)
+            if spec.hostname is not None:
+                socket.sethostname(spec.hostname)
+            if spec.domainname is not None:
+                _set_domainname(spec.domainname)
+            if spec.root.readonly:
+                rootfs.make_root_readonly()
+        finally:
+            os.close(root_fd)
+            for fd in list(binds.values()) + list(devices.values()):
+                os.close(fd)
+        if spec.process is not None and spec.process.terminal:
+            self.terminal_slave = self.make_terminal()
+
+    def make_terminal(self):
+        """A pty inside the container; the master goes to the console socket
+        (runc's protocol: one SCM_RIGHTS message), the slave to the workload."""
+        master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+        fcntl.ioctl(master, termios.TIOCSPTLCK, struct.pack("i", 0))
+        number = struct.unpack("I", fcntl.ioctl(master, termios.TIOCGPTN, struct.pack("I", 0)))[0]
+        slave_path = f"/dev/pts/{number}"
+        slave = os.open(slave_path, os.O_RDWR | os.O_NOCTTY)  # inherited by the workload only
+        size = self.spec.process.console_size
+        if size:
+            fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", size[0], size[1], 0, 0))
+        if self.launch.console is None:
+            raise SandboxError("process.terminal is true but no --console-socket was given")
+        socket.send_fds(self.launch.console, [slave_path.encode()], [master])
+        self.launch.console.close()
+        os.close(master)
+        os.set_inheritable(slave, False)
+        return slave
+
+    def drop_inherited_fds(self):
+        """The caller's fds (containerd leaks its socket as fd 3) do not
+        belong in the container; only the --preserve-fds range stays."""
+        keep = {0, 1, 2, self.launch.sync.fileno(), self.launch.gofer.fileno(),
+                self.launch.control.fileno()}
+        if self.launch.console is not None:
+            keep.add(self.launch.console.fileno())
+        keep.update(range(3, 3 + self.launch.preserve_fds))
+        keep.update(self.launch.tree_fds)
+        fs.close_all_except(keep)
+
+    def install_signals(self):
+        r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.wakeup_r = r
+        signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+        for sig in workload.CATCHABLE:
+            try:
+                signal.signal(sig, _noop)
+            except (OSError, ValueError):
+                pass
+
+    # -- serving -------------------------------------------------------------
+    def serve(self):
+        poller = select.poll()
+        control = self.launch.control
+        gofer = self.launch.gofer
+        for fd in (self.wakeup_r, control.fileno(), gofer.fileno()):
+            poller.register(fd, select.POLLIN)
+        while True:
+            for fd, _events in poller.poll():
+                if fd == self.wakeup_r:
+                    self.on_signals()
+                elif fd == control.fileno():
+                    self.on_control()
+                elif fd == gofer.fileno():
+                    # The gofer went away: the container cannot keep running
+                    # without its file system broker.
+                    self.stop_all()
+                    os._exit(128 + signal.SIGKILL)
+
+    def on_signals(self):
+        try:
+            data = os.read(self.wakeup_r, 512)
+        except BlockingIOError:
+            return
+        for signum in data:
+            if signum == signal.SIGCHLD:
+                self.reap()
+            else:
+                self.deliver(signum)
+        self.reap()
+
+    def deliver(self, signum):
+        if self.workload is not None:
+            try:
+                os.kill(self.workload, signum)
+            except ProcessLookupError:
+                pass
+        elif signum not in _IGNORED_BY_DEFAULT:
+            self.finish(128 + signum)
+
+    def reap(self):
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            if pid == self.workload:
+                code = os.waitstatus_to_exitcode(status)
+                self.finish(128 - code if code < 0 else code)
+
+    def on_control(self):
+        try:
+            conn, _ = self.launch.control.accept()
+        except OSError:
+            return
+        with conn:
+            conn.settimeout(10)
+            try:
+                msg, fds = unix.recv(conn)
+                for fd in fds:
+                    os.close(fd)
+                if msg is None:
+                    return
+                unix.send(conn, self.handle(msg))
+            except (OSError, ValueError):
+                return
+
+    def handle(self, msg):
+        op = msg.get("op")
+        if op == "start":
+            return self.start()
+        if op == "signal":
+            self.deliver(int(msg["signal"]))
+            return {"ok": True}
+        if op == "ping":
+            return {"ok": True, "workload": self.workload}
+        return {"error": f"unknown request {op!r}"}
+
+    def start(self):
+        if self.workload is not None:
+            return {"error": "container already started"}
+        process = self.spec.process
+        if process is None:
+            return {"error": "config.json has no process to start"}
+        pid, error = workload.spawn(process, preserve_fds=self.launch.preserve_fds,
+                                    terminal_slave=self.terminal_slave,
+                                    confinement=self.launch.confinement)
+        if self.terminal_slave is not None:
+            os.close(self.terminal_slave)
+            self.terminal_slave = None
+        self.workload = pid
+        if error:
+            return {"error": error}
+        return {"ok": True}
+
+    def stop_all(self):
+        if self.workload is not None:
+            try:
+                os.kill(self.workload, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def finish(self, code):
+        """Record the exit status through the gofer, then exit with it."""
+        try:
+            self.launch.gofer.settimeout(5)
+            unix.send(self.launch.gofer, {"exitStatus": code})
+            unix.recv(self.launch.gofer)
+        except OSError:
+            pass
+        os._exit(code & 0xFF)
+
+
+class SandboxError(Exception):
+    pass
+
+
+def _noop(_signum, _frame):
+    """Handlers exist so that PID 1 receives signals at all (the kernel drops
+    signals without a handler sent to a pid namespace's init); the wakeup fd
+    carries them to the loop."""
+
+
+def _set_domainname(name):
+    from runsc_py.linux.libc import check, libc
+    data = name.encode()
+    check(libc.setdomainname(data, len(data)))
+
+
+def _describe(e):
+    if isinstance(e, OSError):
+        text = (e.strerror or str(e)).lower()
+        return f"{text}: {e.filename}" if e.filename else text
+    return str(e) or type(e).__name__
+
+
+def run(launch, new_pid_ns):
+    """Body of the sandbox process (never returns)."""
+    sandbox = Sandbox(launch, new_pid_ns)
+    try:
+        import prctl
+        prctl.set_name(NAME)
+        prctl.set_proctitle(NAME)
+        # Not dumpable: processes of the container cannot open this
+        # process's /proc/PID/exe or fds (the CVE-2019-5736 class).
+        prctl.set_dumpable(False)
+        if not new_pid_ns:
+            # Not PID 1 of its own namespace: become the reaper of the
+            # workload's orphans anyway.
+            prctl.set_child_subreaper(True)
+        sandbox.drop_inherited_fds()
+        sandbox.build()
+        sandbox.install_signals()
+    except BaseException as e:
+        try:
+            unix.send(launch.sync, {"error": _describe(e)})
+        finally:
+            os._exit(1)
+    unix.send(launch.sync, {"ready": True})
+    msg, _ = unix.recv(launch.sync)
+    if not msg or not msg.get("commit"):
+        os._exit(1)
+    launch.sync.close()
+    import gc
+    gc.freeze()
+    try:
+        sandbox.serve()
+    except BaseException:
+        sandbox.stop_all()
+        os._exit(255)

@@ -1,0 +1,319 @@
+"""Assembling the container's root inside the sandbox's mount namespace.
+
+Order, and why:
+1. The rootfs tree (a detached copy the gofer made) is attached over the
+   rootfs directory (our cwd, carried into the new mount namespace by
+   unshare) and becomes the root with pivot_root; the old root is detached.
+   From here on the host's file system is not in this mount namespace at
+   all, so no path the image controls can lead to it.
+2. Every mount of config.json is then attached, in order, at a destination
+   resolved with openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS) from the
+   container root: symlinks and `..` in the image stay inside (the
+   CVE-2021-30465 class is excluded by construction, not by checks).
+   Bind mounts arrive as trees from the gofer; file systems tied to a
+   namespace (proc, sysfs, mqueue, cgroup, devpts) and tmpfs are created
+   here with fsopen, so they belong to the container's namespaces.
+3. /dev entries, masked and read-only paths, sysctls, then `root.readonly`.
+"""
+
+import errno
+import os
+import stat
+
+from runsc_py.linux import fs
+from runsc_py.linux import mount as m
+from runsc_py.linux.mountopts import parse as parse_options
+
+AT_FDCWD = -100
+IN_ROOT = fs.RESOLVE_IN_ROOT | fs.RESOLVE_NO_MAGICLINKS
+
+DEFAULT_DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8),
+                   ("urandom", 1, 9), ("tty", 5, 0))
+DEV_LINKS = (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
+             ("stderr", "/proc/self/fd/2"))
+
+_PROPAGATION = {"private": m.MS_PRIVATE, "slave": m.MS_SLAVE, "shared": m.MS_SHARED,
+                "unbindable": m.MS_UNBINDABLE}
+
+
+class MountFailure(Exception):
+    """A mount step failed: the message names the mount."""
+
+
+def set_root_propagation(propagation):
+    """runtime-spec linux.rootfsPropagation; runc's default is rslave: mount
+    events of the host still reach the container, the container's never
+    reach the host."""
+    name = propagation or "rslave"
+    recursive = name.startswith("r") and name[1:] in _PROPAGATION
+    flag = _PROPAGATION[name[1:] if recursive else name]
+    m.mount(None, "/", None, flag | (m.MS_REC if recursive else 0))
+
+
+def enter_root(tree_fd, no_pivot):
+    """Attach the rootfs tree over the cwd and make it the root."""
+    m.move_mount(tree_fd, "", AT_FDCWD, ".", m.MOVE_MOUNT_F_EMPTY_PATH)
+    os.fchdir(tree_fd)
+    if no_pivot:
+        # --no-pivot (ramfs roots cannot be pivoted): move the tree over /
+        # and chroot. The old root stays underneath; runc warns the same.
+        m.mount(".", "/", None, m.MS_MOVE)
+        os.chroot(".")
+    else:
+        m.pivot_root(".", ".")
+        m.umount2(".", m.MNT_DETACH)
+    os.chdir("/")
+
+
+def _components(path):
+    return [c for c in path.split("/") if c and c != "."]
+
+
+def resolve(root_fd, path, flags=fs.O_PATH):
+    return fs.openat2(root_fd, "/".join(_components(path)) or ".", flags, resolve=IN_ROOT)
+
+
+def make_target(root_fd, path, is_dir):
+    """An O_PATH fd of `path` inside the root, creating what is missing
+    (directories, and the last component as a file when `is_dir` is false)."""
+    try:
+        return resolve(root_fd, path)
+    except FileNotFoundError:
+        pass
+    parts = _components(path)
+    parent = os.dup(root_fd)
+    try:
+        for i, name in enumerate(parts):
+            last = i == len(parts) - 1
+            try:
+                fd = resolve(root_fd, "/".join(parts[:i + 1]))
+            except FileNotFoundError:
+                if last and not is_dir:
+                    os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW,
+                                     0o644, dir_fd=parent))
+                else:
+                    os.mkdir(name, 0o755, dir_fd=parent)
+                fd = resolve(root_fd, "/".join(parts[:i + 1]))
+            os.close(parent)
+            parent = fd
+        return os.dup(parent)
+    finally:
+        os.close(parent)
+
+
+def new_filesystem(mnt, options):
+    """A detached mount of a new file system instance (tmpfs, proc, ...)."""
+    fsfd = m.fsopen(mnt.type)
+    try:
+        if mnt.source:
+            m.fsconfig_string(fsfd, "source", mnt.source)
+        for item in options.data:
+            key, eq, value = item.partition("=")
+            if eq:
+                m.fsconfig_string(fsfd, key, value)
+            else:
+                m.fsconfig_flag(fsfd, key)
+        m.fsconfig_create(fsfd)
+        return m.fsmount(fsfd, options.attr_set)
+    finally:
+        os.close(fsfd)
+
+
+def _attach(src_fd, dst_fd, options):
+    m.move_mount(src_fd, "", dst_fd, "", m.MOVE_MOUNT_F_EMPTY_PATH | m.MOVE_MOUNT_T_EMPTY_PATH)
+    for propagation, recursive in options.propagation:
+        m.mount_setattr(src_fd, "", m.AT_EMPTY_PATH | (m.AT_RECURSIVE if recursive else 0),
+                        propagation=propagation)
+
+
+def mount_cgroup(root_fd, mnt, options, layout):
+    """The `cgroup` mount type: what the host has, seen through the
+    container's cgroup namespace. On a v1 or hybrid host: a tmpfs with one
+    mount per hierarchy, like the host's /sys/fs/cgroup; on a pure v2 host:
+    cgroup2."""
+    if layout == [["", "cgroup2", []]]:
+        return _mount_new(root_fd, mnt.destination, _Mnt("cgroup2", "cgroup", mnt.destination), options)
+    dst = make_target(root_fd, mnt.destination, True)
+    try:
+        tmpfs = new_filesystem(_Mnt("tmpfs", "tmpfs", mnt.destination), parse_options(["mode=755"]))
+        try:
+            _attach(tmpfs, dst, options)
+            for name, fstype, flags in layout:
+                sub = make_target(root_fd, f"{mnt.destination}/{name}", True)
+                try:
+                    fsfd = m.fsopen(fstype)
+                    try:
+                        for flag in flags:
+                            key, eq, value = flag.partition("=")
+                            m.fsconfig_string(fsfd, key, value) if eq else m.fsconfig_flag(fsfd, key)
+                        m.fsconfig_create(fsfd)
+                        tree = m.fsmount(fsfd, options.attr_set)
+                    finally:
+                        os.close(fsfd)
+                    try:
+                        _attach(tree, sub, options)
+                    finally:
+                        os.close(tree)
+                finally:
+                    os.close(sub)
+            if options.attr_set & m.MOUNT_ATTR_RDONLY:
+                m.mount_setattr(tmpfs, "", m.AT_EMPTY_PATH, m.MOUNT_ATTR_RDONLY)
+        finally:
+            os.close(tmpfs)
+    finally:
+        os.close(dst)
+
+
+class _Mnt:
+    def __init__(self, type, source, destination):
+        self.type, self.source, self.destination = type, source, destination
+
+
+def _mount_new(root_fd, destination, mnt, options):
+    src = new_filesystem(mnt, options)
+    try:
+        dst = make_target(root_fd, destination, True)
+        try:
+            _attach(src, dst, options)
+        finally:
+            os.close(dst)
+    finally:
+        os.close(src)
+
+
+def mount_all(root_fd, mounts, bind_fds, cgroup_layout):
+    """Attach every mount of config.json in order; `bind_fds` maps the
+    index of a bind mount to the gofer's tree."""
+    for index, mnt in enumerate(mounts):
+        options = parse_options(mnt.options, mnt.type)
+        try:
+            if options.bind:
+                src = bind_fds[index]
+                is_dir = stat.S_ISDIR(os.fstat(src).st_mode)
+                dst = make_target(root_fd, mnt.destination, is_dir)
+                try:
+                    _attach(src, dst, options)
+                finally:
+                    os.close(dst)
+            elif mnt.type == "cgroup":
+                mount_cgroup(root_fd, mnt, options, cgroup_layout)
+            else:
+                if not mnt.type:
+                    raise MountFailure("no type given")
+                _mount_new(root_fd, mnt.destination, mnt, options)
+        except OSError as e:
+            raise MountFailure(f"mounts[{index}] ({mnt.type or 'bind'} on {mnt.destination}): "
+                               f"{(e.strerror or str(e)).lower()}") from None
+
+
+def make_devices(devices, bind_device_fds, can_mknod):
+    """Default devices (runtime-spec config-linux.md "Default Devices"), then
+    linux.devices, then the /dev symlinks. Runs after pivot_root: plain paths
+    resolve inside the container."""
+    old = os.umask(0)
+    try:
+        for name, major, minor in DEFAULT_DEVICES:
+            _make_device(f"/dev/{name}", stat.S_IFCHR | 0o666, major, minor, 0, 0,
+                         bind_device_fds.get(f"/dev/{name}"), can_mknod)
+        for dev in devices:
+            kind = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}[dev.type]
+            mode = dev.file_mode if dev.file_mode is not None else 0o666
+            _make_device(dev.path, kind | (mode & 0o7777), dev.major or 0, dev.minor or 0,
+                         dev.uid or 0, dev.gid or 0, None, can_mknod)
+    finally:
+        os.umask(old)
+    for name, target in DEV_LINKS:
+        _symlink(target, f"/dev/{name}")
+    if os.path.exists("/dev/pts/ptmx"):
+        _symlink("pts/ptmx", "/dev/ptmx", replace=True)
+
+
+def _make_device(path, mode, major, minor, uid, gid, bind_fd, can_mknod):
+    if os.path.lexists(path):
+        if not stat.S_ISLNK(os.lstat(path).st_mode):
+            return
+        os.unlink(path)  # a symlink in the image must not stand for a device
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    if can_mknod:
+        os.mknod(path, mode, os.makedev(major, minor))
+        os.chown(path, uid, gid)
+    elif bind_fd is not None:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW, 0o666))
+        target = os.open(path, fs.O_PATH | os.O_NOFOLLOW)
+        try:
+            m.move_mount(bind_fd, "", target, "", m.MOVE_MOUNT_F_EMPTY_PATH | m.MOVE_MOUNT_T_EMPTY_PATH)
+        finally:
+            os.close(target)
+
+
+def _symlink(target, path, replace=False):
+    try:
+        os.symlink(target, path)
+    except FileExistsError:
+        if replace and not os.path.isdir(path):
+            os.unlink(path)
+            os.symlink(target, path)
+    except FileNotFoundError:
+        pass  # no /dev directory in this root
+
+
+def mask_paths(root_fd, paths):
+    """runtime-spec linux.maskedPaths: "MUST render those paths inaccessible":
+    a read-only empty tmpfs over a directory, /dev/null over anything else."""
+    for path in paths:
+        try:
+            dst = resolve(root_fd, path)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        try:
+            if stat.S_ISDIR(os.fstat(dst).st_mode):
+                src = new_filesystem(_Mnt("tmpfs", "tmpfs", path), parse_options(["ro"]))
+            else:
+                src = m.open_tree(AT_FDCWD, "/dev/null", m.OPEN_TREE_CLONE | m.OPEN_TREE_CLOEXEC)
+            try:
+                m.move_mount(src, "", dst, "", m.MOVE_MOUNT_F_EMPTY_PATH | m.MOVE_MOUNT_T_EMPTY_PATH)
+            finally:
+                os.close(src)
+        finally:
+            os.close(dst)
+
+
+def readonly_paths(root_fd, paths):
+    """runtime-spec linux.readonlyPaths: "MUST set those paths as read-only"."""
+    for path in paths:
+        try:
+            dst = resolve(root_fd, path)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        try:
+            tree = m.open_tree(dst, "", m.OPEN_TREE_CLONE | m.OPEN_TREE_CLOEXEC | m.AT_EMPTY_PATH | m.AT_RECURSIVE)
+            try:
+                m.mount_setattr(tree, "", m.AT_EMPTY_PATH | m.AT_RECURSIVE, m.MOUNT_ATTR_RDONLY)
+                m.move_mount(tree, "", dst, "", m.MOVE_MOUNT_F_EMPTY_PATH | m.MOVE_MOUNT_T_EMPTY_PATH)
+            finally:
+                os.close(tree)
+        finally:
+            os.close(dst)
+
+
+def write_sysctls(sysctl):
+    for key, value in sysctl.items():
+        path = "/proc/sys/" + key.replace(".", "/")
+        try:
+            with open(path, "w") as f:
+                f.write(value)
+        except OSError as e:
+            raise MountFailure(f"linux.sysctl {key}: {(e.strerror or str(e)).lower()}") from None
+
+
+def make_root_readonly():
+    m.mount_setattr(AT_FDCWD, "/", 0, m.MOUNT_ATTR_RDONLY)
+
+
+def ensure_cwd(root_fd, cwd):
+    """runc creates a missing process.cwd; so do we, inside the root."""
+    try:
+        os.close(make_target(root_fd, cwd, True))
+    except OSError as e:
+        if e.errno != errno.EEXIST:
+            raise

@@ -1,0 +1,136 @@
+"""The set-up child: namespaces for the sandbox.
+
+Forked from `create`. It joins the namespaces config.json names by path,
+creates the others (user first, so the rest belong to it; its uid/gid maps
+are written by the CLI, which is outside it), then forks the sandbox, which
+is PID 1 of the new pid namespace, reports the sandbox's pid and exits. The
+sandbox is thereby orphaned and reparented to the caller's subreaper, like
+runc's container init.
+"""
+
+import os
+
+from runsc_py.linux import ns
+from runsc_py.linux import unix
+
+
+class Launch:
+    """Everything the set-up child and the sandbox need, prepared by the CLI."""
+
+    def __init__(self, **kw):
+        self.spec = kw["spec"]
+        self.cid = kw["cid"]
+        self.sync = kw["sync"]                  # socket to the CLI
+        self.gofer = kw["gofer"]                # socket to the gofer
+        self.control = kw["control"]            # listening control socket
+        self.console = kw.get("console")        # connected console socket or None
+        self.preserve_fds = kw.get("preserve_fds", 0)
+        self.no_pivot = kw.get("no_pivot", False)
+        self.cgroup_layout = kw.get("cgroup_layout", [])
+        self.confinement = kw.get("confinement")  # prepared by sandbox.confine, or None
+        self.trees = None                       # the gofer's message, received by the set-up child
+        self.tree_fds = []
+
+
+def _fail(launch, msg):
+    try:
+        unix.send(launch.sync, {"error": msg})
+    finally:
+        os._exit(1)
+
+
+def _join(namespaces):
+    """setns into every namespace given by path, checking its type first:
+    runtime-spec config-linux.md, namespaces: "If a path is specified, but
+    the namespace is not of the type specified, an error is generated"."""
+    for entry in namespaces:
+        if not entry.path:
+            continue
+        flag, _ = ns.TYPES[entry.type]
+        try:
+            fd = os.open(entry.path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as e:
+            raise SetupError(f"linux.namespaces: {entry.type} namespace {entry.path}: "
+                             f"{(e.strerror or str(e)).lower()}") from None
+        try:
+            try:
+                actual = ns.nstype_of(fd)
+            except OSError:
+                raise SetupError(f"linux.namespaces: {entry.path} is not a namespace") from None
+            if actual != flag:
+                raise SetupError(f"linux.namespaces: {entry.path} is not a {entry.type} namespace")
+            ns.setns(fd, flag, path=entry.path)
+        finally:
+            os.close(fd)
+
+
+class SetupError(Exception):
+    pass
+
+
+def _user_namespace(launch, wanted):
+    """Create the user namespace and have the CLI write its id maps."""
+    if "user" not in wanted:
+        return
+    ns.unshare(ns.CLONE_NEWUSER)
+    unix.send(launch.sync, {"op": "idmap", "pid": os.getpid()})
+    msg, _ = unix.recv(launch.sync)
+    if not msg or not msg.get("ok"):
+        raise SetupError((msg or {}).get("error", "writing the user namespace id maps failed"))
+    os.setresgid(0, 0, 0)
+    os.setresuid(0, 0, 0)
+
+
+def _time_offsets(offsets):
+    """runtime-spec linux.timeOffsets, written before the first process of
+    the new time namespace exists."""
+    if not offsets:
+        return
+    lines = []
+    for clock, value in offsets.items():
+        lines.append(f"{clock} {int(value.get('secs', 0))} {int(value.get('nanosecs', 0))}\n")
+    with open("/proc/self/timens_offsets", "w") as f:
+        f.write("".join(lines))
+
+
+def _receive_trees(launch):
+    msg, fds = unix.recv(launch.gofer)
+    if msg is None:
+        raise SetupError("gofer exited during set-up")
+    if "error" in msg:
+        raise SetupError(msg["error"])
+    launch.trees, launch.tree_fds = msg, fds
+    return fds[1]  # O_PATH fd of the rootfs directory
+
+
+def run(launch: Launch):
+    """Body of the set-up child (never returns)."""
+    try:
+        os.setsid()
+        rootfs_dir_fd = _receive_trees(launch)
+        namespaces = launch.spec.linux.namespaces
+        wanted = {n.type for n in namespaces if not n.path}
+        _join([n for n in namespaces if n.type == "user"])
+        _user_namespace(launch, wanted)
+        _join([n for n in namespaces if n.type != "user"])
+        # The cwd is carried into the new mount namespace: the sandbox
+        # attaches the rootfs over it without naming a host path.
+        os.fchdir(rootfs_dir_fd)
+        flags = 0
+        for kind in wanted - {"user"}:
+            flags |= ns.TYPES[kind][0]
+        ns.unshare(flags)
+        if "time" in wanted:
+            _time_offsets(launch.spec.linux.time_offsets)
+        pid = os.fork()
+        if pid == 0:
+            from . import init
+            init.run(launch, new_pid_ns="pid" in wanted)
+        unix.send(launch.sync, {"pid": pid})
+        os._exit(0)
+    except SetupError as e:
+        _fail(launch, str(e))
+    except OSError as e:
+        _fail(launch, f"namespaces: {(e.strerror or str(e)).lower()}")
+    except BaseException as e:
+        _fail(launch, f"namespaces: {e}")

@@ -1,0 +1,144 @@
+"""Launching the workload: fork, set up the process per its spec, execve.
+
+Shared by the sandbox (the container's process, at `start`) and by `exec`
+(a process joining the container from the host side)."""
+
+import errno
+import fcntl
+import os
+import signal
+import termios
+
+from runsc_py.linux.fs import close_all_except
+
+CATCHABLE = [s for s in signal.valid_signals() if s not in (signal.SIGKILL, signal.SIGSTOP)]
+
+
+def exec_error(arg0, err: OSError) -> str:
+    """The wording engines map to exit codes (podman: 127 for "not found",
+    126 for "permission denied")."""
+    if err.errno == errno.ENOENT:
+        if "/" in arg0:
+            return f'exec: "{arg0}": no such file or directory'
+        return f'exec: "{arg0}": executable file not found in $PATH'
+    if err.errno in (errno.EACCES, errno.EPERM):
+        return f'exec: "{arg0}": permission denied'
+    return f'exec: "{arg0}": {(err.strerror or str(err)).lower()}'
+
+
+def env_dict(env):
+    out = {}
+    for item in env:
+        key, _, value = item.partition("=")
+        out[key] = value
+    return out
+
+
+def reset_signals():
+    signal.set_wakeup_fd(-1)
+    for sig in CATCHABLE:
+        try:
+            signal.signal(sig, signal.SIG_DFL)
+        except (OSError, ValueError):
+            pass
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+
+def set_controlling_terminal(slave_fd):
+    os.setsid()
+    fcntl.ioctl(slave_fd, termios.TIOCSCTTY, 0)
+    for fd in (0, 1, 2):
+        os.dup2(slave_fd, fd)
+    if slave_fd > 2:
+        os.close(slave_fd)
+
+
+def close_extra_fds(preserve_fds, keep):
+    """No fd of the runtime reaches the container (CVE-2024-21626): only
+    stdio and the --preserve-fds range stay; `keep` (close-on-exec) too."""
+    close_all_except(set(range(3 + preserve_fds)) | set(keep))
+
+
+def spawn(process, *, preserve_fds=0, terminal_slave=None, confinement=None, before_exec=None):
+    """Fork the process and return (pid, error text or None) once it has
+    exec'd or failed to. The child never returns."""
+    rfd, wfd = os.pipe()  # both close-on-exec: EOF on rfd means the exec happened
+    pid = os.fork()
+    if pid == 0:
+        os.close(rfd)
+        _child(process, wfd, preserve_fds, terminal_slave, confinement, before_exec)
+    os.close(wfd)
+    try:
+        chunks = []
+        while True:
+            data = os.read(rfd, 4096)
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        os.close(rfd)
+    error = b"".join(chunks).decode(errors="replace") or None
+    return pid, error
+
+
+def _child(process, wfd, preserve_fds, terminal_slave, confinement, before_exec):
+    arg0 = process.args[0]
+    try:
+        reset_signals()
+        if terminal_slave is not None:
+            set_controlling_terminal(terminal_slave)
+        else:
+            os.setsid()
+        close_extra_fds(preserve_fds, {wfd})
+        env = env_dict(process.env)
+        if preserve_fds:
+            env["LISTEN_FDS"] = str(preserve_fds)
+            env["LISTEN_PID"] = str(os.getpid())
+        if before_exec is not None:
+            before_exec()
+        try:
+            os.chdir(process.cwd)
+        except OSError as e:
+            raise _ExecFailure(f"chdir to cwd ({process.cwd!r}) set in config.json failed: "
+                               f"{(e.strerror or str(e)).lower()}", 1)
+        if confinement is not None:
+            confinement.apply()
+        else:
+            _apply_user(process.user)
+        try:
+            os.execvpe(arg0, list(process.args), env)
+        except OSError as e:
+            raise _ExecFailure(exec_error(arg0, e), 127 if e.errno == errno.ENOENT else 126)
+    except _ExecFailure as e:
+        _report(wfd, e.message)
+        os._exit(e.code)
+    except OSError as e:
+        _report(wfd, (e.strerror or str(e)).lower() + (f": {e.filename}" if e.filename else ""))
+        os._exit(1)
+    except BaseException as e:
+        _report(wfd, str(e) or type(e).__name__)
+        os._exit(1)
+
+
+def _apply_user(user):
+    """uid, gid and additional gids with no other confinement (used when the
+    confinement module is not in play)."""
+    os.setgroups(list(user.additional_gids))
+    os.setresgid(user.gid, user.gid, user.gid)
+    os.setresuid(user.uid, user.uid, user.uid)
+    if user.umask is not None:
+        os.umask(user.umask)
+
+
+class _ExecFailure(Exception):
+    def __init__(self, message, code):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+def _report(wfd, message):
+    try:
+        os.write(wfd, message.encode())
+    except OSError:
+        pass
