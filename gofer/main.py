@@ -78,13 +78,13 @@ def detach_stdio():
     os.close(null)
 
 
-def run(spec, bundle, sandbox_sock, commit_sock, exit_path, device_sources=()):
+def run(cid, spec, bundle, sandbox_sock, commit_sock, exit_path, device_sources=()):
     """Body of the gofer process (forked from create; never returns)."""
     code = 0
     try:
         import prctl
         prctl.set_name(NAME)
-        prctl.set_proctitle(NAME)
+        prctl.set_proctitle(f"{NAME} {cid}")  # ps shows which container
         detach_stdio()
         close_all_except({0, 1, 2, sandbox_sock.fileno(), commit_sock.fileno()})
         try:

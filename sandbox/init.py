@@ -269,7 +269,7 @@ def run(launch, new_pid_ns):
     try:
         import prctl
         prctl.set_name(NAME)
-        prctl.set_proctitle(NAME)
+        prctl.set_proctitle(f"{NAME} {launch.cid}")  # ps shows which container
         # Not dumpable: processes of the container cannot open this
         # process's /proc/PID/exe or fds (the CVE-2019-5736 class).
         prctl.set_dumpable(False)

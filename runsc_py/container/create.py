@@ -159,7 +159,7 @@ def _fork_gofer(spec, bundle, sf, gofer_end, commit_end, others):
         for sock in others:
             sock.close()
         from gofer import main as gofer
-        gofer.run(spec, bundle, gofer_end, commit_end, sf.path("exit"))
+        gofer.run(sf.cid, spec, bundle, gofer_end, commit_end, sf.path("exit"))
     return pid
 
 

@@ -1,0 +1,161 @@
+"""The container lifecycle on the real kernel: create, start, state, kill,
+delete, run, wait — statuses, exit codes, signals, reaping."""
+
+import json
+import os
+import signal
+import time
+
+from tests.support.runtime import wait_for_exit, wait_until
+
+
+def rootfs(bundle, *parts):
+    return os.path.join(bundle, "rootfs", *parts)
+
+
+def test_lifecycle_statuses_and_args_not_run_before_start(env):
+    rt, cid = env.rt, env.cid()
+    bundle = env.bundle(["sh", "-c", "echo ran > /tmp/marker; sleep 1000"])
+    pid_file = os.path.join(env.tmp, "pid")
+    rt("create", "--bundle", bundle, "--pid-file", pid_file, cid)
+    state = rt.state(cid)
+    assert state["status"] == "created"
+    assert state["id"] == cid and state["bundle"] == bundle
+    assert int(open(pid_file).read()) == state["pid"] > 0
+    time.sleep(0.2)
+    assert not os.path.exists(rootfs(bundle, "tmp", "marker")), "process.args ran before start"
+
+    rt("start", cid)
+    assert rt.status(cid) == "running"
+    wait_until(lambda: os.path.exists(rootfs(bundle, "tmp", "marker")), 10, "the workload's marker")
+
+    rt("kill", cid, "KILL")
+    assert wait_for_exit(state["pid"], 10)
+    assert rt.status(cid) == "stopped"
+    assert rt.state(cid)["pid"] == 0
+    rt("delete", cid)
+    missing = rt("state", cid, check=False)
+    assert missing.returncode == 1 and f'container "{cid}" does not exist' in missing.stderr
+
+
+def test_start_twice_and_start_missing(env):
+    rt, cid = env.rt, env.cid()
+    rt("create", "--bundle", env.bundle(["sleep", "1000"]), cid)
+    rt("start", cid)
+    again = rt("start", cid, check=False)
+    assert again.returncode == 1 and "not created" in again.stderr
+    missing = rt("start", env.cid("nope"), check=False)
+    assert missing.returncode == 1 and "does not exist" in missing.stderr
+    rt("delete", "--force", cid)
+
+
+def test_run_exit_codes(env):
+    for code in (0, 1, 42):
+        result = env.rt("run", "--bundle", env.bundle(["sh", "-c", f"exit {code}"]), env.cid(f"e{code}"),
+                        check=False)
+        assert result.returncode == code, result.stderr
+    killed = env.rt("run", "--bundle", env.bundle(["sh", "-c", "kill -9 $$"]), env.cid("k9"), check=False)
+    assert killed.returncode == 137
+
+
+def test_run_stdout_reaches_caller(env):
+    result = env.rt("run", "--bundle", env.bundle(["echo", "hello", "world"]), env.cid())
+    assert result.stdout == "hello world\n"
+
+
+def test_wait_reports_exit_status(env):
+    rt, cid = env.rt, env.cid()
+    rt("create", "--bundle", env.bundle(["sh", "-c", "exit 42"]), cid)
+    rt("start", cid)
+    out = rt("wait", cid, timeout=20)
+    assert json.loads(out.stdout) == {"id": cid, "exitStatus": 42}
+    assert rt.status(cid) == "stopped"
+    rt("delete", cid)
+
+
+def test_signal_forwarding_to_trapping_workload(env):
+    rt, cid = env.rt, env.cid()
+    bundle = env.bundle(["sh", "-c", "trap 'echo got-term > /tmp/t; exit 7' TERM; "
+                                     "touch /tmp/ready; while true; do sleep 0.1; done"])
+    rt("create", "--bundle", bundle, cid)
+    rt("start", cid)
+    wait_until(lambda: os.path.exists(rootfs(bundle, "tmp", "ready")), 10, "the trap to be set")
+    rt("kill", cid, "TERM")
+    out = rt("wait", cid, timeout=20)
+    assert json.loads(out.stdout)["exitStatus"] == 7
+    assert open(rootfs(bundle, "tmp", "t")).read() == "got-term\n"
+    rt("delete", cid)
+
+
+def test_kill_signal_forms(env):
+    rt, cid = env.rt, env.cid()
+    rt("create", "--bundle", env.bundle(["sleep", "1000"]), cid)
+    rt("start", cid)
+    for form in ("0", "SIGCONT", "cont", "18"):
+        rt("kill", cid, form)
+    bad = rt("kill", cid, "SIGNOPE", check=False)
+    assert bad.returncode == 1 and "invalid signal" in bad.stderr
+    rt("kill", cid, "9")
+    assert wait_for_exit(rt.state(cid)["pid"] or 1, 10)
+    stopped = rt("kill", cid, "TERM", check=False)
+    assert stopped.returncode == 1 and "container not running" in stopped.stderr
+    rt("delete", cid)
+
+
+def test_kill_created_container_stops_it(env):
+    rt, cid = env.rt, env.cid()
+    rt("create", "--bundle", env.bundle(["sleep", "1000"]), cid)
+    pid = rt.state(cid)["pid"]
+    rt("kill", cid, "TERM")
+    assert wait_for_exit(pid, 10)
+    assert rt.status(cid) == "stopped"
+    rt("delete", cid)
+
+
+def test_zombies_are_reaped(env):
+    rt, cid = env.rt, env.cid()
+    bundle = env.bundle(["sh", "-c", "for i in $(seq 50); do (sleep 0.01 &) ; done; sleep 1; "
+                                     "ps -o stat | grep -c Z > /tmp/zombies; sleep 1000"])
+    rt("create", "--bundle", bundle, cid)
+    rt("start", cid)
+    wait_until(lambda: os.path.exists(rootfs(bundle, "tmp", "zombies")), 20, "the zombie count")
+    wait_until(lambda: open(rootfs(bundle, "tmp", "zombies")).read().strip() != "", 5, "the count")
+    assert open(rootfs(bundle, "tmp", "zombies")).read().strip() == "0"
+    rt("delete", "--force", cid)
+
+
+def test_delete_running_needs_force(env):
+    rt, cid = env.rt, env.cid()
+    rt("create", "--bundle", env.bundle(["sleep", "1000"]), cid)
+    rt("start", cid)
+    pid = rt.state(cid)["pid"]
+    refused = rt("delete", cid, check=False)
+    assert refused.returncode == 1 and "running" in refused.stderr
+    rt("delete", "--force", cid)
+    assert wait_for_exit(pid, 5)
+    again = rt("delete", cid, check=False)
+    assert again.returncode == 1 and "does not exist" in again.stderr
+    assert rt("delete", "--force", cid).returncode == 0
+
+
+def test_create_same_id_twice(env):
+    rt, cid = env.rt, env.cid()
+    bundle = env.bundle(["sleep", "1000"])
+    rt("create", "--bundle", bundle, cid)
+    dup = rt("create", "--bundle", bundle, cid, check=False)
+    assert dup.returncode == 1 and "already exists" in dup.stderr
+    rt("delete", cid)
+    rt("create", "--bundle", bundle, cid)
+    rt("delete", cid)
+
+
+def test_hostname_and_namespaces(env):
+    bundle = env.bundle(["sh", "-c", "hostname; echo $$; ls /proc | grep -c '^[0-9]'"])
+    from tests.support.busybox import read_config, write_config
+    config = read_config(bundle)
+    config["hostname"] = "box"
+    write_config(bundle, config)
+    out = env.rt("run", "--bundle", bundle, env.cid()).stdout.split()
+    assert out[0] == "box"
+    assert out[1] == "2"          # the workload is PID 2; the sandbox is PID 1
+    assert int(out[2]) <= 3       # only the container's processes are visible
