@@ -44,7 +44,7 @@ def _option_table(options):
 def _parse_options(argv, options, args, stop_at_positional=False):
     """Parse argv against declarations; raise _Fallback on anything unusual."""
     table = _option_table(options)
-    values = {o.dest: ([] if o.multiple else o.default) for o in options}
+    values = {o.dest: ([] if o.multiple else False if o.flag else o.default) for o in options}
     positionals = []
     i = 0
     while i < len(argv):

@@ -20,13 +20,15 @@ def _click_param(opt):
     if opt.multiple:
         kwargs["multiple"] = True
         kwargs.pop("default")
-    return click.Option(list(opt.names), opt.dest, **kwargs)
+    return click.Option(list(opt.names) + [opt.dest], **kwargs)
 
 
 def _click_arg(arg):
     if arg.variadic:
         return click.Argument([arg.dest], nargs=-1, required=arg.required, type=click.UNPROCESSED)
-    return click.Argument([arg.dest], required=arg.required, default=arg.default)
+    if arg.required:
+        return click.Argument([arg.dest], required=True)
+    return click.Argument([arg.dest], required=False, default=arg.default)
 
 
 class _LazyGroup(click.Group):
@@ -72,7 +74,8 @@ def click_main(argv) -> int:
                        context_settings={"help_option_names": ["-h", "--help"]},
                        help="runsc-py: an OCI runtime with a sandbox and a gofer per container.")
     try:
-        group.main(args=argv, prog_name="runsc-py", standalone_mode=False)
+        code = group.main(args=argv, prog_name="runsc-py", standalone_mode=False)
+        return code if isinstance(code, int) else 0
     except click.exceptions.Exit as e:
         return e.exit_code
     except click.ClickException as e:  # usage errors included: one line, exit 1
@@ -81,4 +84,3 @@ def click_main(argv) -> int:
         return 1
     except click.Abort:
         return 1
-    return 0

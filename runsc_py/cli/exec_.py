@@ -23,6 +23,19 @@ OPTIONS = (
 ARGS = (Arg("id"), Arg("command", required=False, variadic=True))
 
 
-def run(g, **opts):
-    from ._notyet import not_supported_yet
-    not_supported_yet("exec")
+def run(g, id, command, process, tty, console_socket, detach, pid_file, preserve_fds, ignore_paused, **flags):
+    from ..container import load
+    from ..container.exec import exec_process
+    from .exec_process import build_process
+    container = load(g.root, id)
+    proc = build_process(container, process, command, tty, flags)
+    proxy = None
+    if proc.terminal and not console_socket and not detach:
+        from ..console import ConsoleProxy
+        proxy = ConsoleProxy()
+    try:
+        return exec_process(g.root, id, proc, detach=detach, pid_file=pid_file, console_socket=console_socket,
+                            preserve_fds=preserve_fds, ignore_paused=ignore_paused, console_proxy=proxy)
+    finally:
+        if proxy is not None:
+            proxy.close()

@@ -9,5 +9,17 @@ ARGS = (Arg("id"), Arg("ps_args", required=False, variadic=True))
 
 
 def run(g, id, format, ps_args):
-    from ._notyet import not_supported_yet
-    not_supported_yet("ps")
+    import json
+    import sys
+    from ..container import load
+    from ..container.processes import container_pids
+    from ..errors import NotRunning
+    container = load(g.root, id)
+    if container.status == "stopped":
+        raise NotRunning(id)
+    pids = sorted(container_pids(container))
+    if format == "json":
+        sys.stdout.write(json.dumps(pids) + "\n")
+        return
+    from ..container.processes import ps_table
+    sys.stdout.write(ps_table(pids, list(ps_args) or ["-ef"]))

@@ -233,12 +233,18 @@ def write_pid_file(path, pid):
         raise Failure(f"--pid-file: {os_error_text(e)}") from None
 
 
-def create(root, cid, bundle, pid_file=None, console_socket=None, preserve_fds=0, no_pivot=False):
-    """Create container `cid` from `bundle`; returns the sandbox pid."""
+def create(root, cid, bundle, pid_file=None, console_socket=None, preserve_fds=0, no_pivot=False,
+           console_proxy=None):
+    """Create container `cid` from `bundle`; returns the sandbox pid.
+
+    `console_proxy`: a ConsoleProxy to receive the terminal when the process
+    wants one and no --console-socket was given (`run` in a terminal)."""
     bundle = os.path.abspath(bundle or ".")
     sf = StateFile(root, cid)  # validates the id before any path is built
     spec = load_spec(bundle)
     check_supported(spec)
+    if spec.process.terminal and not console_socket and console_proxy is not None:
+        console_socket = console_proxy.path
     sf.lock_for_new()
     launched = None
     try:

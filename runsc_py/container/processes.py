@@ -48,3 +48,34 @@ def _descendants(root_pid):
         out.append(pid)
         todo.extend(children.get(pid, ()))
     return out
+
+
+def ps_table(pids, ps_args):
+    """The host's ps(1) output with `ps_args`, keeping the header and the
+    rows of `pids` (what runc prints)."""
+    import subprocess
+    from ..errors import Failure
+    try:
+        out = subprocess.run(["ps", *ps_args], capture_output=True, text=True, timeout=30)
+    except FileNotFoundError:
+        raise Failure("ps: the ps command is not installed on this host") from None
+    if out.returncode != 0:
+        raise Failure(f"ps {' '.join(ps_args)}: {out.stderr.strip()}")
+    lines = out.stdout.splitlines()
+    if not lines:
+        return ""
+    header = lines[0].split()
+    if "PID" not in header:
+        raise Failure("ps: the output has no PID column")
+    column = header.index("PID")
+    wanted = set(pids)
+    rows = [line for line in lines[1:] if _pid_of(line, column) in wanted]
+    return "\n".join([lines[0]] + rows) + "\n"
+
+
+def _pid_of(line, column):
+    fields = line.split()
+    try:
+        return int(fields[column])
+    except (IndexError, ValueError):
+        return None

@@ -20,29 +20,47 @@ _NOT_FORWARDED = {signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD}
 
 
 def run(root, cid, bundle, detach=False, keep=False, **create_args) -> int:
+    proxy = None
     if not detach:
         import prctl
         prctl.set_child_subreaper(True)
-    create(root, cid, bundle, **create_args)
+        if not create_args.get("console_socket"):
+            from ..console import ConsoleProxy
+            proxy = ConsoleProxy()
     try:
-        start(root, cid)
-    except BaseException:
-        if not keep:
-            _cleanup(root, cid)
-        raise
-    if detach:
-        return 0
-    try:
-        return _attached(root, cid)
+        create(root, cid, bundle, console_proxy=proxy, **create_args)
+        try:
+            if proxy is not None and load(root, cid).record.get("consoleSocket") == proxy.path:
+                proxy.receive()
+            else:
+                proxy = _discard(proxy)
+            start(root, cid)
+        except BaseException:
+            if not keep:
+                _cleanup(root, cid)
+            raise
+        if detach:
+            return 0
+        try:
+            return _attached(root, cid, proxy)
+        finally:
+            if not keep:
+                _cleanup(root, cid)
     finally:
-        if not keep:
-            _cleanup(root, cid)
+        _discard(proxy)
 
 
-def _attached(root, cid):
+def _discard(proxy):
+    if proxy is not None:
+        proxy.close()
+
+
+def _attached(root, cid, proxy):
     sb = load(root, cid).sandbox
     pid, start_time = sb["pid"], sb["startTime"]
     fd = proc.pidfd_for(pid, start_time)
+    if proxy is not None and fd is not None:
+        proxy.copy_until(fd)
 
     def forward(signum, _frame):
         if fd is not None:

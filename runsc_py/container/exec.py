@@ -1,0 +1,201 @@
+"""exec: run another process in a created or running container.
+
+The process joins the container from the host side, as with runc: a child
+of the CLI enters the sandbox's namespaces with setns (user first), forks
+the process (so it is in the container's pid namespace), reports its host
+pid and exits. Detached, the process is thereby reparented to the caller's
+subreaper (conmon, containerd's shim); attached, the CLI is the subreaper,
+waits for it and exits with its status.
+"""
+
+import os
+import signal
+
+from .. import status as st
+from ..errors import Failure, NotRunning, os_error_text
+from ..linux import ns, proc, unix
+from . import load
+
+# Namespaces in the order they are entered: the user namespace first, so
+# the others are entered with its capabilities; pid last (it only affects
+# children).
+ORDER = ("user", "mnt", "ipc", "uts", "net", "cgroup", "time", "pid")
+_CLONE = {"user": ns.CLONE_NEWUSER, "mnt": ns.CLONE_NEWNS, "ipc": ns.CLONE_NEWIPC,
+          "uts": ns.CLONE_NEWUTS, "net": ns.CLONE_NEWNET, "cgroup": ns.CLONE_NEWCGROUP,
+          "time": ns.CLONE_NEWTIME, "pid": ns.CLONE_NEWPID}
+
+
+def _namespace_fds(pid):
+    """fds of the sandbox's namespaces that differ from ours."""
+    fds = []
+    try:
+        for name in ORDER:
+            theirs = f"/proc/{pid}/ns/{name}"
+            if name == "time":
+                theirs = f"/proc/{pid}/ns/time_for_children"
+            try:
+                if os.stat(theirs).st_ino == os.stat(f"/proc/self/ns/{name}").st_ino:
+                    continue
+            except FileNotFoundError:
+                continue  # the kernel lacks this namespace type
+            fds.append((name, os.open(theirs, os.O_RDONLY | os.O_CLOEXEC)))
+    except BaseException:
+        for _, fd in fds:
+            os.close(fd)
+        raise
+    return fds
+
+
+def _enter(ns_fds):
+    for name, fd in ns_fds:
+        ns.setns(fd, _CLONE[name], path=name)
+        os.close(fd)
+
+
+def _child(ns_fds, process, report, preserve_fds, console, confinement):
+    """Body of the joining child (never returns)."""
+    from sandbox import workload
+    try:
+        _enter(ns_fds)
+        slave = None
+        if process.terminal:
+            slave = _terminal(console, process.console_size)
+        pid, error = workload.spawn(process, preserve_fds=preserve_fds, terminal_slave=slave,
+                                    confinement=confinement)
+        unix.send(report, {"pid": pid, "error": error})
+        os._exit(0)
+    except BaseException as e:
+        try:
+            text = os_error_text(e) if isinstance(e, OSError) else str(e)
+            unix.send(report, {"error": f"exec: {text}"})
+        finally:
+            os._exit(1)
+
+
+def _terminal(console, size):
+    """A pty of the container's devpts (we are in its mount namespace now);
+    the master goes over the console socket."""
+    import fcntl
+    import socket
+    import struct
+    import termios
+    if console is None:
+        raise Failure("process.terminal is true: --console-socket is required")
+    master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    fcntl.ioctl(master, termios.TIOCSPTLCK, struct.pack("i", 0))
+    number = struct.unpack("I", fcntl.ioctl(master, termios.TIOCGPTN, struct.pack("I", 0)))[0]
+    slave = os.open(f"/dev/pts/{number}", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    if size:
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", size[0], size[1], 0, 0))
+    socket.send_fds(console, [f"/dev/pts/{number}".encode()], [master])
+    console.close()
+    os.close(master)
+    return slave
+
+
+def exec_process(root, cid, process, *, detach=False, pid_file=None, console_socket=None,
+                 preserve_fds=0, ignore_paused=False, console_proxy=None) -> int:
+    container = load(root, cid)
+    if container.status == st.PAUSED and not ignore_paused:
+        raise Failure(f'container "{cid}" is paused: resume it first (or use --ignore-paused)')
+    if not st.can_exec(container.status) and container.status != st.PAUSED:
+        raise NotRunning(cid)
+    spec = container.sf.read_spec()
+    confinement = _prepare(process, spec)
+    sb = container.sandbox
+    if not detach:
+        import prctl
+        prctl.set_child_subreaper(True)  # the process comes to us when the joiner exits
+    if process.terminal and not console_socket:
+        if console_proxy is None:
+            raise Failure("process.terminal is true: --console-socket is required")
+        console_socket = console_proxy.path
+    console = None
+    if process.terminal:
+        try:
+            console = unix.connect_stream(console_socket, 10)
+        except OSError as e:
+            raise Failure(f"--console-socket {console_socket}: {os_error_text(e)}") from None
+    ns_fds = _namespace_fds(sb["pid"])
+    if not proc.is_alive(sb["pid"], sb.get("startTime")):
+        raise NotRunning(cid)
+    report, child_report = unix.pair()
+    joiner = os.fork()
+    if joiner == 0:
+        report.close()
+        _child(ns_fds, process, child_report, preserve_fds, console, confinement)
+    for _, fd in ns_fds:
+        os.close(fd)
+    child_report.close()
+    if console is not None:
+        console.close()
+    try:
+        report.settimeout(60)
+        msg, _ = unix.recv(report)
+    finally:
+        report.close()
+        os.waitpid(joiner, 0)
+    if not msg:
+        raise Failure("exec: the joining process died")
+    if msg.get("pid") is None:
+        raise Failure(msg.get("error") or "exec failed")
+    pid = msg["pid"]
+    if msg.get("error"):
+        _reap(pid)
+        raise Failure(msg["error"])
+    if pid_file:
+        from .create import write_pid_file
+        write_pid_file(pid_file, pid)
+    if console_proxy is not None and console_socket == console_proxy.path:
+        console_proxy.receive()
+    if detach:
+        return 0
+    return _wait_attached(pid, console_proxy)
+
+
+def _prepare(process, spec_raw):
+    """Confinement of the exec'd process, from its own process spec and the
+    container's linux section (seccomp, personality) as it was at create."""
+    from sandbox.confine import check, prepare
+    linux = parse_config_linux(spec_raw)
+    check(process, linux)
+    return prepare(process, linux)
+
+
+def parse_config_linux(spec_raw):
+    import json
+    from specs.config import parse_config
+    bundle = "/"
+    return parse_config(json.dumps(spec_raw), bundle).linux
+
+
+def _reap(pid):
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+
+
+def _wait_attached(pid, console_proxy):
+    fd = os.pidfd_open(pid)
+
+    def forward(signum, _frame):
+        try:
+            signal.pidfd_send_signal(fd, signum)
+        except ProcessLookupError:
+            pass
+
+    for sig in signal.valid_signals():
+        if sig not in (signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD):
+            try:
+                signal.signal(sig, forward)
+            except (OSError, ValueError):
+                pass
+    try:
+        if console_proxy is not None and console_proxy.master is not None:
+            console_proxy.copy_until(fd)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        os.close(fd)
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code

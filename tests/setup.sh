@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Set up everything runsc-py and its tests need on a fresh Debian machine
+# (as root): system packages, then a virtualenv in .venv with runsc-py and
+# its test dependencies installed from this checkout. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  busybox-static          # the rootfs of test and demo containers
+  gcc libcap-dev          # python-prctl has no wheel: pip builds it
+  libseccomp2             # pyseccomp is pure Python over this library
+  procps                  # ps(1), used by `runsc-py ps`
+  python3-venv
+  podman conmon containerd catatonit tmux   # end-to-end tests with real engines
+  runc crun runsc         # reference runtimes for the benchmark and e2e comparisons
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+python=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$python" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null
+.venv/bin/python -m pip install -q -e '.[test]'
+echo "setup: runsc-py installed at $(pwd)/.venv/bin/runsc-py"
