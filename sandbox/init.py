@@ -28,6 +28,7 @@ import struct
 import termios
 import traceback  # noqa: F401
 
+from runsc_py.hooks import run_hooks
 from runsc_py.linux import fs
 from runsc_py.linux import unix
 
@@ -59,16 +60,22 @@ class Sandbox:
         devices = dict(zip(msg["devices"], fds[2 + len(msg["binds"]):]))
         spec = self.spec
         linux = spec.linux
-        rootfs.set_root_propagation(linux.rootfs_propagation)
-        rootfs.enter_root(tree, self.launch.no_pivot)
-        os.close(tree)
+        try:
+            rootfs.set_root_propagation(linux.rootfs_propagation)
+            rootfs.attach_root(tree)
+            rootfs.mount_all(tree, spec.mounts, binds, self.launch.cgroup_layout)
+            if spec.process is not None:
+                rootfs.ensure_cwd(tree, spec.process.cwd)
+            self.creation_hooks()
+            rootfs.enter_root(tree, self.launch.no_pivot)
+        finally:
+            os.close(tree)
+            for fd in binds.values():
+                os.close(fd)
         root_fd = os.open("/", fs.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            rootfs.mount_all(root_fd, spec.mounts, binds, self.launch.cgroup_layout)
             user_ns = any(n.type == "user" for n in linux.namespaces)
             rootfs.make_devices(linux.devices, devices, can_mknod=not user_ns)
-            if spec.process is not None:
-                rootfs.ensure_cwd(root_fd, spec.process.cwd)
             rootfs.write_sysctls(linux.sysctl)
             rootfs.mask_paths(root_fd, linux.masked_paths)
             rootfs.readonly_paths(root_fd, linux.readonly_paths)
@@ -80,10 +87,26 @@ class Sandbox:
                 rootfs.make_root_readonly()
         finally:
             os.close(root_fd)
-            for fd in list(binds.values()) + list(devices.values()):
+            for fd in devices.values():
                 os.close(fd)
-        if spec.process is not None and spec.process.terminal:
-            self.terminal_slave = self.make_terminal()
+        if spec.process is not None:
+            workload.check_executable(spec.process)
+            if spec.process.terminal:
+                self.terminal_slave = self.make_terminal()
+
+    def creation_hooks(self):
+        """prestart and createRuntime run in the runtime namespace, so the
+        CLI runs them; createContainer runs here, in the container's
+        namespaces, with its path resolved in the runtime's mount tree
+        (still visible before pivot_root)."""
+        hooks = self.spec.hooks
+        if not (hooks.prestart or hooks.create_runtime or hooks.create_container):
+            return
+        unix.send(self.launch.sync, {"op": "hooks"})
+        reply, _ = unix.recv(self.launch.sync)
+        if not reply or "error" in reply:
+            raise SandboxError((reply or {}).get("error", "create hooks: the runtime went away"))
+        run_hooks("createContainer", hooks.create_container, reply["state"])
 
     def make_terminal(self):
         """A pty inside the container; the master goes to the console socket
@@ -197,7 +220,7 @@ class Sandbox:
     def handle(self, msg):
         op = msg.get("op")
         if op == "start":
-            return self.start()
+            return self.start(msg.get("state") or {})
         if op == "signal":
             self.deliver(int(msg["signal"]))
             return {"ok": True}
@@ -205,15 +228,24 @@ class Sandbox:
             return {"ok": True, "workload": self.workload}
         return {"error": f"unknown request {op!r}"}
 
-    def start(self):
+    def start(self, state):
         if self.workload is not None:
             return {"error": "container already started"}
         process = self.spec.process
         if process is None:
             return {"error": "config.json has no process to start"}
+        hooks = self.spec.hooks.start_container
+
+        def start_container_hooks():
+            # runtime-spec: startContainer hooks run "after the start operation
+            # is called but before the user-specified program command is executed",
+            # in the container namespace.
+            run_hooks("startContainer", hooks, state)
+
         pid, error = workload.spawn(process, preserve_fds=self.launch.preserve_fds,
                                     terminal_slave=self.terminal_slave,
-                                    confinement=self.launch.confinement)
+                                    confinement=self.launch.confinement,
+                                    before_exec=start_container_hooks if hooks else None)
         if self.terminal_slave is not None:
             os.close(self.terminal_slave)
             self.terminal_slave = None

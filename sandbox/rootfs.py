@@ -3,17 +3,20 @@
 Order, and why:
 1. The rootfs tree (a detached copy the gofer made) is attached over the
    rootfs directory (our cwd, carried into the new mount namespace by
-   unshare) and becomes the root with pivot_root; the old root is detached.
-   From here on the host's file system is not in this mount namespace at
-   all, so no path the image controls can lead to it.
-2. Every mount of config.json is then attached, in order, at a destination
+   unshare), without naming any host path.
+2. Every mount of config.json is attached, in order, at a destination
    resolved with openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS) from the
-   container root: symlinks and `..` in the image stay inside (the
-   CVE-2021-30465 class is excluded by construction, not by checks).
-   Bind mounts arrive as trees from the gofer; file systems tied to a
-   namespace (proc, sysfs, mqueue, cgroup, devpts) and tmpfs are created
-   here with fsopen, so they belong to the container's namespaces.
-3. /dev entries, masked and read-only paths, sysctls, then `root.readonly`.
+   tree's fd, which acts as "/" for the resolution: symlinks and `..` in
+   the image stay inside (the CVE-2021-30465 class is excluded by
+   construction, not by checks). Bind mounts arrive as trees from the
+   gofer; file systems tied to a namespace (proc, sysfs, mqueue, cgroup,
+   devpts) and tmpfs are created here with fsopen, so they belong to the
+   container's namespaces.
+3. prestart/createRuntime/createContainer hooks run here: "after the
+   environment is built, before pivot_root" (runtime-spec config.md).
+4. pivot_root: the host's file system leaves this mount namespace.
+5. /dev entries, masked and read-only paths, sysctls, then
+   `root.readonly`, all with plain paths that can only reach the container.
 """
 
 import errno
@@ -50,9 +53,15 @@ def set_root_propagation(propagation):
     m.mount(None, "/", None, flag | (m.MS_REC if recursive else 0))
 
 
-def enter_root(tree_fd, no_pivot):
-    """Attach the rootfs tree over the cwd and make it the root."""
+def attach_root(tree_fd):
+    """Attach the rootfs tree over the cwd (the rootfs directory, carried
+    into this mount namespace by unshare): no host path is named."""
     m.move_mount(tree_fd, "", AT_FDCWD, ".", m.MOVE_MOUNT_F_EMPTY_PATH)
+
+
+def enter_root(tree_fd, no_pivot):
+    """Make the attached tree the root; the host's root leaves this mount
+    namespace (pivot_root, then a lazy unmount of the old root)."""
     os.fchdir(tree_fd)
     if no_pivot:
         # --no-pivot (ramfs roots cannot be pivoted): move the tree over /

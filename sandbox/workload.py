@@ -26,6 +26,24 @@ def exec_error(arg0, err: OSError) -> str:
     return f'exec: "{arg0}": {(err.strerror or str(err)).lower()}'
 
 
+def check_executable(process):
+    """Fail early, at create, when process.args[0] cannot be executed in the
+    container (as runc does): the error text is what engines map to 127/126."""
+    arg0 = process.args[0]
+    env = env_dict(process.env)
+    if "/" in arg0:
+        candidates = [arg0 if arg0.startswith("/") else os.path.join(process.cwd, arg0)]
+    else:
+        path = env.get("PATH", os.defpath)
+        candidates = [os.path.join(d or ".", arg0) for d in path.split(":")]
+    for candidate in candidates:
+        if os.path.isfile(candidate):
+            if os.access(candidate, os.X_OK):
+                return
+            raise ExecFailure(exec_error(arg0, OSError(errno.EACCES, "permission denied")), 126)
+    raise ExecFailure(exec_error(arg0, OSError(errno.ENOENT, "not found")), 127)
+
+
 def env_dict(env):
     out = {}
     for item in env:
@@ -99,7 +117,7 @@ def _child(process, wfd, preserve_fds, terminal_slave, confinement, before_exec)
         try:
             os.chdir(process.cwd)
         except OSError as e:
-            raise _ExecFailure(f"chdir to cwd ({process.cwd!r}) set in config.json failed: "
+            raise ExecFailure(f"chdir to cwd ({process.cwd!r}) set in config.json failed: "
                                f"{(e.strerror or str(e)).lower()}", 1)
         if confinement is not None:
             confinement.apply()
@@ -108,8 +126,8 @@ def _child(process, wfd, preserve_fds, terminal_slave, confinement, before_exec)
         try:
             os.execvpe(arg0, list(process.args), env)
         except OSError as e:
-            raise _ExecFailure(exec_error(arg0, e), 127 if e.errno == errno.ENOENT else 126)
-    except _ExecFailure as e:
+            raise ExecFailure(exec_error(arg0, e), 127 if e.errno == errno.ENOENT else 126)
+    except ExecFailure as e:
         _report(wfd, e.message)
         os._exit(e.code)
     except OSError as e:
@@ -130,7 +148,8 @@ def _apply_user(user):
         os.umask(user.umask)
 
 
-class _ExecFailure(Exception):
+class ExecFailure(Exception):
+    """An exec that cannot happen: the message engines read, and the exit code."""
     def __init__(self, message, code):
         super().__init__(message)
         self.message = message

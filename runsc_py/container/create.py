@@ -126,8 +126,20 @@ def _write_id_maps(pid, linux):
         f.write(lines(linux.gid_mappings))
 
 
-def _await_ready(launched, linux):
+def _creation_hooks(spec, cid, bundle, launched):
+    """prestart (deprecated, still run) then createRuntime, in the runtime
+    namespace, with the state of a container that is being created."""
+    from ..hooks import run_hooks
+    from specs.state import oci_state
+    state = oci_state(cid, st.CREATING, launched.sandbox_pid, bundle, spec.annotations)
+    run_hooks("prestart", spec.hooks.prestart, state)
+    run_hooks("createRuntime", spec.hooks.create_runtime, state)
+    return state
+
+
+def _await_ready(launched, spec, cid, bundle):
     """Serve the set-up child and the sandbox until the sandbox is ready."""
+    linux = spec.linux
     sync = launched.sync
     sync.settimeout(SETUP_TIMEOUT)
     while True:
@@ -145,6 +157,13 @@ def _await_ready(launched, linux):
                 unix.send(sync, {"ok": True})
             except OSError as e:
                 unix.send(sync, {"error": f"writing id maps: {os_error_text(e)}"})
+        elif msg.get("op") == "hooks":
+            from ..hooks import HookFailure
+            try:
+                unix.send(sync, {"ok": True, "state": _creation_hooks(spec, cid, bundle, launched)})
+            except (HookFailure, OSError) as e:
+                unix.send(sync, {"error": "hook failed"})
+                raise Failure(str(e) if isinstance(e, HookFailure) else os_error_text(e)) from None
         elif "pid" in msg:
             launched.sandbox_pid = msg["pid"]
             os.waitpid(launched.setup_pid, 0)
@@ -250,7 +269,7 @@ def create(root, cid, bundle, pid_file=None, console_socket=None, preserve_fds=0
     try:
         sf.save_spec_locked(json.dumps(spec.raw).encode())
         launched = launch(spec, sf, bundle, console_socket, preserve_fds, no_pivot)
-        _await_ready(launched, spec.linux)
+        _await_ready(launched, spec, cid, bundle)
         record = new_record(sf, spec, bundle, launched, console_socket)
         faults.point("create:before-save")
         sf.save_locked(record)

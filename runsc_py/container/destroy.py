@@ -32,16 +32,33 @@ def destroy(root, cid, force=False) -> bool:
             raise CannotDelete(f'cannot delete container "{cid}" that is {container.status}: '
                                f"stop it first or use --force")
         errors = []
+        poststop = _poststop_hooks(sf) if container is not None else ()
         if container is not None:
             _stop(container, errors)
+            container.record["status"] = st.STOPPED
         faults.point("delete:after-kill")
         removed = sf.destroy()
         faults.point("delete:after-state-removed")
     finally:
         sf.unlock()
+    if removed and poststop:
+        # Only the caller that removed the record gets here: exactly once.
+        from ..errors import log
+        from ..hooks import run_poststop
+        state = container.oci_state()
+        state["pid"] = 0
+        run_poststop(poststop, state, log)
     if errors:
         raise Failure("; ".join(errors))
     return removed
+
+
+def _poststop_hooks(sf):
+    from ..hooks import hooks_of
+    try:
+        return hooks_of(sf.read_spec()).poststop
+    except (OSError, ValueError, KeyError, TypeError):
+        return ()
 
 
 def _load_for_destroy(sf, force):

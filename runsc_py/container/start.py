@@ -10,18 +10,38 @@ from . import control, faults, load_locked
 
 
 def start(root, cid):
+    """A failure to start (exec error, failing startContainer or poststart
+    hook) destroys the container: the command fails and nothing is left."""
     container = load_locked(root, cid)
     try:
         if not st.can_start(container.status):
             container.persist_if_stale()
             raise Failure(f'container "{cid}" cannot be started: it is {container.status}, not created')
-        reply = control.request(container, {"op": "start"}, timeout=30)
+        reply = control.request(container, {"op": "start", "state": container.oci_state()}, timeout=30)
         faults.point("start:after-fork")
-        if "error" in reply:
-            container.set_status(st.STOPPED)
+        error = reply.get("error")
+        if error is None:
+            container.set_status(st.RUNNING)
             container.sf.save_locked(container.record)
-            raise Failure(reply["error"])
-        container.set_status(st.RUNNING)
-        container.sf.save_locked(container.record)
     finally:
         container.sf.unlock()
+    if error is None:
+        error = _poststart(container)
+    if error is not None:
+        from .destroy import destroy
+        destroy(root, cid, force=True)
+        raise Failure(error)
+
+
+def _poststart(container):
+    """runtime-spec: poststart hooks run "after the user-specified process
+    is executed but before the start operation returns"."""
+    from ..hooks import HookFailure, hooks_of, run_hooks
+    hooks = hooks_of(container.sf.read_spec()).poststart
+    if not hooks:
+        return None
+    try:
+        run_hooks("poststart", hooks, container.oci_state())
+    except (HookFailure, OSError) as e:
+        return str(e)
+    return None
