@@ -39,7 +39,7 @@ NAME = "runsc-py-sandbox"
 
 # Signals whose default action ends a process: received before the workload
 # runs, they end the container (what runc's waiting init does).
-_IGNORED_BY_DEFAULT = {signal.SIGCHLD, signal.SIGCONT, signal.SIGURG, signal.SIGWINCH}
+_IGNORED_BY_DEFAULT = {0, signal.SIGCHLD, signal.SIGCONT, signal.SIGURG, signal.SIGWINCH}
 
 
 class Sandbox:
@@ -176,17 +176,24 @@ class Sandbox:
             if signum == signal.SIGCHLD:
                 self.reap()
             else:
-                self.deliver(signum)
+                code = self.deliver(signum)
+                if code is not None:
+                    self.finish(code)
         self.reap()
 
     def deliver(self, signum):
+        """Forward to the workload. Before there is one, a signal whose
+        default action ends a process ends the container: the exit status
+        to finish with is returned."""
         if self.workload is not None:
             try:
                 os.kill(self.workload, signum)
             except ProcessLookupError:
                 pass
-        elif signum not in _IGNORED_BY_DEFAULT:
-            self.finish(128 + signum)
+            return None
+        if signum in _IGNORED_BY_DEFAULT:
+            return None
+        return 128 + signum
 
     def reap(self):
         while True:
@@ -205,28 +212,31 @@ class Sandbox:
             conn, _ = self.launch.control.accept()
         except OSError:
             return
+        exit_code = None
         with conn:
             conn.settimeout(10)
             try:
                 msg, fds = unix.recv(conn)
                 for fd in fds:
                     os.close(fd)
-                if msg is None:
-                    return
-                unix.send(conn, self.handle(msg))
+                if msg is not None:
+                    reply, exit_code = self.handle(msg)
+                    unix.send(conn, reply)
             except (OSError, ValueError):
-                return
+                pass  # the caller went away; a decided exit still happens
+        if exit_code is not None:
+            self.finish(exit_code)  # after the reply: the caller learns it worked
 
     def handle(self, msg):
+        """(reply, exit status to finish with after replying, or None)."""
         op = msg.get("op")
         if op == "start":
-            return self.start(msg.get("state") or {})
+            return self.start(msg.get("state") or {}), None
         if op == "signal":
-            self.deliver(int(msg["signal"]))
-            return {"ok": True}
+            return {"ok": True}, self.deliver(int(msg["signal"]))
         if op == "ping":
-            return {"ok": True, "workload": self.workload}
-        return {"error": f"unknown request {op!r}"}
+            return {"ok": True, "workload": self.workload}, None
+        return {"error": f"unknown request {op!r}"}, None
 
     def start(self, state):
         if self.workload is not None:

@@ -82,32 +82,69 @@ def resolve(root_fd, path, flags=fs.O_PATH):
     return fs.openat2(root_fd, "/".join(_components(path)) or ".", flags, resolve=IN_ROOT)
 
 
-def make_target(root_fd, path, is_dir):
+MAX_LINKS = 40  # the kernel's own bound on symlinks in one resolution
+
+
+def make_target(root_fd, path, is_dir, _links=0):
     """An O_PATH fd of `path` inside the root, creating what is missing
-    (directories, and the last component as a file when `is_dir` is false)."""
+    (directories, and the last component as a file when `is_dir` is false).
+
+    A dangling symlink on the way is followed inside the root and its target
+    created there (what runc does), never on the host: its target path is
+    joined to the root lexically, with `..` stopping at the root."""
     try:
         return resolve(root_fd, path)
     except FileNotFoundError:
         pass
+    if _links > MAX_LINKS:
+        raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), path)
     parts = _components(path)
-    parent = os.dup(root_fd)
-    try:
-        for i, name in enumerate(parts):
+    for i, name in enumerate(parts):
+        try:
+            os.close(resolve(root_fd, "/".join(parts[:i + 1])))
+            continue
+        except FileNotFoundError:
+            pass
+        parent = resolve(root_fd, "/".join(parts[:i]))
+        try:
+            link = _dangling_link(parent, name)
+            if link is not None:
+                base = [] if link.startswith("/") else parts[:i]
+                target = _clamp(base + link.split("/") + parts[i + 1:])
+                return make_target(root_fd, "/".join(target), is_dir, _links + 1)
             last = i == len(parts) - 1
-            try:
-                fd = resolve(root_fd, "/".join(parts[:i + 1]))
-            except FileNotFoundError:
-                if last and not is_dir:
-                    os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW,
-                                     0o644, dir_fd=parent))
-                else:
-                    os.mkdir(name, 0o755, dir_fd=parent)
-                fd = resolve(root_fd, "/".join(parts[:i + 1]))
+            if last and not is_dir:
+                os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW,
+                                 0o644, dir_fd=parent))
+            else:
+                os.mkdir(name, 0o755, dir_fd=parent)
+        finally:
             os.close(parent)
-            parent = fd
-        return os.dup(parent)
-    finally:
-        os.close(parent)
+    return resolve(root_fd, path)
+
+
+def _dangling_link(parent_fd, name):
+    """The target of `name` if it is a symlink (it resolved to nothing)."""
+    try:
+        if stat.S_ISLNK(os.stat(name, dir_fd=parent_fd, follow_symlinks=False).st_mode):
+            return os.readlink(name, dir_fd=parent_fd)
+    except FileNotFoundError:
+        pass
+    return None
+
+
+def _clamp(parts):
+    """Lexical normalisation inside a root: `..` at the root stays there."""
+    out = []
+    for part in parts:
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if out:
+                out.pop()
+        else:
+            out.append(part)
+    return out
 
 
 def new_filesystem(mnt, options):

@@ -55,12 +55,21 @@ class Runtime:
         return base + [str(a) for a in args]
 
     def __call__(self, *args, check=True, timeout=30, input=None, **kw):
-        kw.setdefault("capture_output", True)
-        kw.setdefault("text", True)
-        try:
-            result = subprocess.run(self.argv(*args), timeout=timeout, input=input, **kw)
-        finally:
-            reap_orphans()
+        """Run the CLI; stdout and stderr go to files, as with engines: the
+        container's processes inherit them, so a pipe would stay open as long
+        as the container lives."""
+        import tempfile
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            try:
+                proc = subprocess.run(self.argv(*args), timeout=timeout, input=input,
+                                      stdout=out, stderr=err, **kw)
+            finally:
+                reap_orphans()
+            out.seek(0)
+            err.seek(0)
+            result = subprocess.CompletedProcess(proc.args, proc.returncode,
+                                                 out.read().decode(errors="replace"),
+                                                 err.read().decode(errors="replace"))
         if check and result.returncode != 0:
             raise AssertionError(f"runsc-py {' '.join(map(str, args))} exited {result.returncode}: "
                                  f"{result.stderr}")

@@ -1,0 +1,156 @@
+"""OCI hooks: where, when, with what, exactly once, and what a failing one does."""
+
+import concurrent.futures
+import json
+import os
+import time
+
+import pytest
+
+from tests.support.busybox import read_config, write_config
+
+KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
+IN_CONTAINER = {"createContainer", "startContainer"}
+
+
+def recording_hook(kind, out):
+    """A hook that records its arguments, env, stdin and mount namespace.
+    startContainer runs after pivot_root, so it writes to /out (a bind
+    mount of `out`); the others write to `out` on the host's paths."""
+    target = "/out" if kind == "startContainer" else out
+    script = (f'{{ echo "argv:$0 $1"; echo "env:$(env | sort | tr "\\n" " ")"; '
+              f'echo "mnt:$(readlink /proc/self/ns/mnt)"; echo "stdin:$(cat)"; }} > {target}/{kind}; '
+              f'echo {kind} >> {target}/order')
+    return {"path": "/bin/sh", "args": ["sh", "-c", script, "zero", "one"], "env": ["HOOK_KIND=" + kind]}
+
+
+def with_hooks(bundle, hooks):
+    config = read_config(bundle)
+    config["hooks"] = hooks
+    write_config(bundle, config)
+
+
+def add_out_mount(bundle, out):
+    config = read_config(bundle)
+    config["mounts"].append({"destination": "/out", "type": "bind", "source": out, "options": ["rbind", "rw"]})
+    write_config(bundle, config)
+
+
+def parse_record(path):
+    fields = {}
+    for line in open(path).read().splitlines():
+        key, _, value = line.partition(":")
+        fields[key] = value
+    fields["state"] = json.loads(fields["stdin"])
+    return fields
+
+
+def test_every_hook_kind_runs_where_and_when_the_spec_says(env):
+    rt, cid = env.rt, env.cid()
+    out = os.path.join(env.tmp, "out")
+    os.makedirs(out)
+    bundle = env.bundle(["true"])
+    add_out_mount(bundle, out)
+    with_hooks(bundle, {kind: [recording_hook(kind, out)] for kind in KINDS})
+    rt("create", "--bundle", bundle, cid)
+    rt("start", cid)
+    rt("wait", cid, timeout=20)
+    rt("delete", cid)
+
+    order = open(os.path.join(out, "order")).read().split()
+    assert order == list(KINDS)
+    host_mnt = os.readlink("/proc/self/ns/mnt")
+    expected_status = {"prestart": "creating", "createRuntime": "creating", "createContainer": "creating",
+                       "startContainer": "created", "poststart": "running", "poststop": "stopped"}
+    container_mnt = None
+    for kind in KINDS:
+        rec = parse_record(os.path.join(out, kind))
+        assert rec["argv"] == "zero one"         # the args after the script, as given
+        # exactly the hook's env: nothing of the runtime's own environment
+        # (variables the shell itself maintains aside; busybox ash exports a
+        # default PATH when it has none)
+        shell_own = ("PWD=", "SHLVL=", "OLDPWD=", "_=", "PATH=/sbin:/usr/sbin:/bin:/usr/bin")
+        own = [e for e in rec["env"].split() if not e.startswith(shell_own)]
+        assert own == [f"HOOK_KIND={kind}"], (kind, rec["env"])
+        assert rec["state"]["id"] == cid
+        assert rec["state"]["status"] == expected_status[kind], kind
+        if kind in IN_CONTAINER:
+            assert rec["mnt"] != host_mnt, kind
+            container_mnt = container_mnt or rec["mnt"]
+            assert rec["mnt"] == container_mnt
+        else:
+            assert rec["mnt"] == host_mnt, kind
+        if kind != "poststop":
+            assert rec["state"]["pid"] > 0
+
+
+def test_hook_argv0_is_passed_as_given(env):
+    """busybox runs the applet named by argv[0]: the file exists only if
+    args[0] reached the hook verbatim (not replaced by the path)."""
+    marker = os.path.join(env.tmp, "touched")
+    bundle = env.bundle(["true"])
+    with_hooks(bundle, {"prestart": [{"path": "/bin/busybox", "args": ["touch", marker]}]})
+    env.rt("run", "--bundle", bundle, env.cid())
+    assert os.path.exists(marker)
+
+
+@pytest.mark.parametrize("kind", ["prestart", "createRuntime", "createContainer", "startContainer", "poststart"])
+def test_failing_hook_fails_the_command_and_leaves_nothing(env, kind):
+    rt, cid = env.rt, env.cid()
+    bundle = env.bundle(["sleep", "1000"])
+    with_hooks(bundle, {kind: [{"path": "/bin/sh", "args": ["sh", "-c", "echo broken >&2; exit 3"]}]})
+    created = rt("create", "--bundle", bundle, cid, check=False)
+    if kind in ("prestart", "createRuntime", "createContainer"):
+        assert created.returncode == 1
+        message = created.stderr
+    else:
+        assert created.returncode == 0, created.stderr
+        started = rt("start", cid, check=False)
+        assert started.returncode == 1
+        message = started.stderr
+    assert kind in message and "exit status 3" in message and "broken" in message
+    assert "Traceback" not in message
+    assert os.listdir(env.root) == []
+
+
+def test_hook_timeout_kills_it(env):
+    rt, cid = env.rt, env.cid()
+    bundle = env.bundle(["true"])
+    with_hooks(bundle, {"createRuntime": [{"path": "/bin/sleep", "args": ["sleep", "30"], "timeout": 1}]})
+    started = time.monotonic()
+    result = rt("create", "--bundle", bundle, cid, check=False)
+    assert time.monotonic() - started < 1 + 1.5
+    assert result.returncode == 1 and "timeout executing hook" in result.stderr
+    assert os.listdir(env.root) == []
+
+
+def test_failing_poststop_is_a_warning(env):
+    rt, cid = env.rt, env.cid()
+    out = os.path.join(env.tmp, "out")
+    os.makedirs(out)
+    bundle = env.bundle(["true"])
+    with_hooks(bundle, {"poststop": [{"path": "/bin/false"},
+                                     {"path": "/bin/sh", "args": ["sh", "-c", f"touch {out}/second"]}]})
+    rt("run", "--bundle", bundle, cid)
+    assert os.path.exists(os.path.join(out, "second"))  # the rest still ran
+    log = [json.loads(line) for line in open(env.rt.log)]
+    assert any(e["level"] == "warning" and "poststop" in e["msg"] for e in log)
+
+
+def test_poststop_exactly_once_under_concurrent_deletes(env):
+    rt = env.rt
+    out = os.path.join(env.tmp, "poststop.log")
+    for round_ in range(20):
+        cid = env.cid(f"r{round_}")
+        bundle = env.bundle(["sleep", "1000"])
+        with_hooks(bundle, {"poststop": [{"path": "/bin/sh", "args": ["sh", "-c", f"echo {cid} >> {out}"]}]})
+        rt("create", "--bundle", bundle, cid)
+        rt("start", cid)
+        with concurrent.futures.ThreadPoolExecutor(10) as pool:
+            results = list(pool.map(lambda _: rt("delete", "--force", cid, check=False), range(10)))
+        assert [r.returncode for r in results] == [0] * 10, [r.stderr for r in results]
+        assert open(out).read().split().count(cid) == 1
+        second = rt("delete", cid, check=False)
+        assert second.returncode == 1 and "does not exist" in second.stderr
+        assert rt("delete", "--force", cid).returncode == 0
+        assert open(out).read().split().count(cid) == 1
