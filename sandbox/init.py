@@ -220,30 +220,36 @@ class Sandbox:
                 for fd in fds:
                     os.close(fd)
                 if msg is not None:
-                    reply, exit_code = self.handle(msg)
-                    unix.send(conn, reply)
+                    reply, exit_code, reply_fds = self.handle(msg)
+                    try:
+                        unix.send(conn, reply, reply_fds)
+                    finally:
+                        for fd in reply_fds:
+                            os.close(fd)
             except (OSError, ValueError):
                 pass  # the caller went away; a decided exit still happens
         if exit_code is not None:
             self.finish(exit_code)  # after the reply: the caller learns it worked
 
     def handle(self, msg):
-        """(reply, exit status to finish with after replying, or None)."""
+        """(reply, exit status to finish with after replying or None, fds to send)."""
         op = msg.get("op")
         if op == "start":
-            return self.start(msg.get("state") or {}), None
+            return self.start(msg.get("state") or {})
         if op == "signal":
-            return {"ok": True}, self.deliver(int(msg["signal"]))
+            return {"ok": True}, self.deliver(int(msg["signal"])), []
         if op == "ping":
-            return {"ok": True, "workload": self.workload}, None
-        return {"error": f"unknown request {op!r}"}, None
+            return {"ok": True, "workload": self.workload}, None, []
+        return {"error": f"unknown request {op!r}"}, None, []
 
     def start(self, state):
+        """(reply, None, fds): the reply names the workload's pid here; the
+        seccomp listener fd, if the filter wants one, goes with it."""
         if self.workload is not None:
-            return {"error": "container already started"}
+            return {"error": "container already started"}, None, []
         process = self.spec.process
         if process is None:
-            return {"error": "config.json has no process to start"}
+            return {"error": "config.json has no process to start"}, None, []
         hooks = self.spec.hooks.start_container
 
         def start_container_hooks():
@@ -252,17 +258,18 @@ class Sandbox:
             # in the container namespace.
             run_hooks("startContainer", hooks, state)
 
-        pid, error = workload.spawn(process, preserve_fds=self.launch.preserve_fds,
-                                    terminal_slave=self.terminal_slave,
-                                    confinement=self.launch.confinement,
-                                    before_exec=start_container_hooks if hooks else None)
+        pid, error, listener = workload.spawn(process, self.launch.confinement,
+                                              preserve_fds=self.launch.preserve_fds,
+                                              terminal_slave=self.terminal_slave,
+                                              before_exec=start_container_hooks if hooks else None)
         if self.terminal_slave is not None:
             os.close(self.terminal_slave)
             self.terminal_slave = None
         self.workload = pid
+        fds = [listener] if listener is not None else []
         if error:
-            return {"error": error}
-        return {"ok": True}
+            return {"error": error}, None, fds
+        return {"ok": True, "pid": pid}, None, fds
 
     def stop_all(self):
         if self.workload is not None:

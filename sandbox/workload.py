@@ -9,6 +9,7 @@ import os
 import signal
 import termios
 
+from runsc_py.linux import unix
 from runsc_py.linux.fs import close_all_except
 
 CATCHABLE = [s for s in signal.valid_signals() if s not in (signal.SIGKILL, signal.SIGSTOP)]
@@ -77,29 +78,33 @@ def close_extra_fds(preserve_fds, keep):
     close_all_except(set(range(3 + preserve_fds)) | set(keep))
 
 
-def spawn(process, *, preserve_fds=0, terminal_slave=None, confinement=None, before_exec=None):
-    """Fork the process and return (pid, error text or None) once it has
-    exec'd or failed to. The child never returns."""
-    rfd, wfd = os.pipe()  # both close-on-exec: EOF on rfd means the exec happened
+def spawn(process, confinement, *, preserve_fds=0, terminal_slave=None, before_exec=None):
+    """Fork the process and return (pid, error text or None, seccomp
+    listener fd or None) once it has exec'd or failed to. The child never
+    returns.
+
+    The two talk over a close-on-exec socket pair: the child sends the
+    listener fd (SCMP_ACT_NOTIFY) or an error; EOF means the exec happened."""
+    ours, theirs = unix.pair()
     pid = os.fork()
     if pid == 0:
-        os.close(rfd)
-        _child(process, wfd, preserve_fds, terminal_slave, confinement, before_exec)
-    os.close(wfd)
-    try:
-        chunks = []
+        ours.close()
+        _child(process, theirs, preserve_fds, terminal_slave, confinement, before_exec)
+    theirs.close()
+    error, listener = None, None
+    with ours:
         while True:
-            data = os.read(rfd, 4096)
-            if not data:
+            msg, fds = unix.recv(ours)
+            if msg is None:
                 break
-            chunks.append(data)
-    finally:
-        os.close(rfd)
-    error = b"".join(chunks).decode(errors="replace") or None
-    return pid, error
+            if "error" in msg:
+                error = msg["error"]
+            if msg.get("seccompListener") and fds:
+                listener = fds[0]
+    return pid, error, listener
 
 
-def _child(process, wfd, preserve_fds, terminal_slave, confinement, before_exec):
+def _child(process, channel, preserve_fds, terminal_slave, confinement, before_exec):
     arg0 = process.args[0]
     try:
         reset_signals()
@@ -107,45 +112,43 @@ def _child(process, wfd, preserve_fds, terminal_slave, confinement, before_exec)
             set_controlling_terminal(terminal_slave)
         else:
             os.setsid()
-        close_extra_fds(preserve_fds, {wfd})
+        close_extra_fds(preserve_fds, {channel.fileno()})
         env = env_dict(process.env)
         if preserve_fds:
             env["LISTEN_FDS"] = str(preserve_fds)
             env["LISTEN_PID"] = str(os.getpid())
         if before_exec is not None:
             before_exec()
-        try:
-            os.chdir(process.cwd)
-        except OSError as e:
-            raise ExecFailure(f"chdir to cwd ({process.cwd!r}) set in config.json failed: "
-                               f"{(e.strerror or str(e)).lower()}", 1)
-        if confinement is not None:
-            confinement.apply()
-        else:
-            _apply_user(process.user)
+        cwd_entered = _enter_cwd(process.cwd)
+        listener = confinement.apply(cwd_entered)
+        if listener is not None:
+            _send(channel, {"seccompListener": True}, [listener])
+            os.close(listener)
         try:
             os.execvpe(arg0, list(process.args), env)
         except OSError as e:
             raise ExecFailure(exec_error(arg0, e), 127 if e.errno == errno.ENOENT else 126)
     except ExecFailure as e:
-        _report(wfd, e.message)
+        _send(channel, {"error": e.message})
         os._exit(e.code)
     except OSError as e:
-        _report(wfd, (e.strerror or str(e)).lower() + (f": {e.filename}" if e.filename else ""))
+        _send(channel, {"error": (e.strerror or str(e)).lower() + (f": {e.filename}" if e.filename else "")})
         os._exit(1)
     except BaseException as e:
-        _report(wfd, str(e) or type(e).__name__)
+        _send(channel, {"error": str(e) or type(e).__name__})
         os._exit(1)
 
 
-def _apply_user(user):
-    """uid, gid and additional gids with no other confinement (used when the
-    confinement module is not in play)."""
-    os.setgroups(list(user.additional_gids))
-    os.setresgid(user.gid, user.gid, user.gid)
-    os.setresuid(user.uid, user.uid, user.uid)
-    if user.umask is not None:
-        os.umask(user.umask)
+def _enter_cwd(cwd):
+    """chdir as root; False if refused (retried after the user switch)."""
+    try:
+        os.chdir(cwd)
+        return True
+    except PermissionError:
+        return False
+    except OSError as e:
+        raise ExecFailure(f"chdir to cwd ({cwd!r}) set in config.json failed: "
+                          f"{(e.strerror or str(e)).lower()}", 1) from None
 
 
 class ExecFailure(Exception):
@@ -156,8 +159,8 @@ class ExecFailure(Exception):
         self.code = code
 
 
-def _report(wfd, message):
+def _send(channel, msg, fds=()):
     try:
-        os.write(wfd, message.encode())
+        unix.send(channel, msg, fds)
     except OSError:
         pass

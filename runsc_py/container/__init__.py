@@ -60,11 +60,11 @@ class Container:
         return self.sandbox.get("pid") or 0
 
     def oci_state(self):
-        return {"ociVersion": self.record.get("ociVersion", "1.2.1"), "id": self.cid,
-                "status": self.status, "pid": self.pid(), "bundle": self.record["bundle"],
-                "rootfs": self.record.get("rootfs", ""), "created": self.record.get("createdAt", ""),
-                "owner": self.record.get("owner", ""),
-                "annotations": self.record.get("annotations") or {}}
+        from specs.state import oci_state
+        r = self.record
+        return oci_state(self.cid, self.status, self.pid(), r["bundle"], r.get("annotations"),
+                         oci_version=r.get("ociVersion"), rootfs=r.get("rootfs", ""),
+                         created=r.get("createdAt", ""), owner=r.get("owner", ""))
 
 
 def load(root, cid) -> Container:

@@ -1,11 +1,15 @@
 """The client of a sandbox's control socket: one connection per request,
 JSON both ways, bounded by a timeout."""
 
+import os
+
 from ..errors import Failure
 from ..linux import unix
 
 
-def request(container, msg: dict, timeout=10.0) -> dict:
+def request(container, msg: dict, timeout=10.0, fds_out=None) -> dict:
+    """The sandbox's reply; fds it sent are appended to `fds_out` if given
+    (and closed otherwise)."""
     path = container.sandbox.get("controlSocket") or container.sf.path("sock")
     try:
         sock = unix.connect(path, timeout)
@@ -15,10 +19,15 @@ def request(container, msg: dict, timeout=10.0) -> dict:
     with sock:
         try:
             unix.send(sock, msg)
-            reply, _ = unix.recv(sock)
+            reply, fds = unix.recv(sock)
         except OSError as e:
             raise Failure(f'container "{container.cid}": sandbox does not answer: '
                           f'{(e.strerror or str(e)).lower() if not isinstance(e, TimeoutError) else "timed out"}') from None
+    if fds_out is not None:
+        fds_out.extend(fds)
+    else:
+        for fd in fds:
+            os.close(fd)
     if reply is None:
         raise Failure(f'container "{container.cid}": sandbox closed the control connection')
     return reply

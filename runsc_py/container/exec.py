@@ -60,9 +60,9 @@ def _child(ns_fds, process, report, preserve_fds, console, confinement):
         slave = None
         if process.terminal:
             slave = _terminal(console, process.console_size)
-        pid, error = workload.spawn(process, preserve_fds=preserve_fds, terminal_slave=slave,
-                                    confinement=confinement)
-        unix.send(report, {"pid": pid, "error": error})
+        pid, error, listener = workload.spawn(process, confinement, preserve_fds=preserve_fds,
+                                              terminal_slave=slave)
+        unix.send(report, {"pid": pid, "error": error}, [listener] if listener is not None else [])
         os._exit(0)
     except BaseException as e:
         try:
@@ -131,7 +131,7 @@ def exec_process(root, cid, process, *, detach=False, pid_file=None, console_soc
         console.close()
     try:
         report.settimeout(60)
-        msg, _ = unix.recv(report)
+        msg, listener = unix.recv(report)
     finally:
         report.close()
         os.waitpid(joiner, 0)
@@ -141,8 +141,13 @@ def exec_process(root, cid, process, *, detach=False, pid_file=None, console_soc
         raise Failure(msg.get("error") or "exec failed")
     pid = msg["pid"]
     if msg.get("error"):
+        for fd in listener:
+            os.close(fd)
         _reap(pid)
         raise Failure(msg["error"])
+    if listener:
+        from .listener import send_listener
+        send_listener(spec["linux"]["seccomp"], listener[0], pid, container.oci_state())
     if pid_file:
         from .create import write_pid_file
         write_pid_file(pid_file, pid)

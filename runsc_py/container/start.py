@@ -4,6 +4,8 @@ runtime-spec runtime.md: "This operation MUST generate an error if the
 container is not in the created state" and "MUST run the user-specified
 program as specified by process"."""
 
+import os
+
 from .. import status as st
 from ..errors import Failure
 from . import control, faults, load_locked
@@ -17,12 +19,18 @@ def start(root, cid):
         if not st.can_start(container.status):
             container.persist_if_stale()
             raise Failure(f'container "{cid}" cannot be started: it is {container.status}, not created')
-        reply = control.request(container, {"op": "start", "state": container.oci_state()}, timeout=30)
+        fds = []
+        reply = control.request(container, {"op": "start", "state": container.oci_state()}, timeout=30,
+                                fds_out=fds)
         faults.point("start:after-fork")
         error = reply.get("error")
         if error is None:
             container.set_status(st.RUNNING)
             container.sf.save_locked(container.record)
+            if fds:
+                error = _hand_over_listener(container, reply["pid"], fds.pop())
+        for fd in fds:
+            os.close(fd)
     finally:
         container.sf.unlock()
     if error is None:
@@ -31,6 +39,18 @@ def start(root, cid):
         from .destroy import destroy
         destroy(root, cid, force=True)
         raise Failure(error)
+
+
+def _hand_over_listener(container, inner_pid, fd):
+    """The seccomp listener fd goes to linux.seccomp.listenerPath."""
+    from .listener import send_listener
+    from .processes import host_pid
+    pid = host_pid(container.sandbox["pid"], inner_pid) or inner_pid
+    try:
+        send_listener(container.sf.read_spec()["linux"]["seccomp"], fd, pid, container.oci_state())
+    except Failure as e:
+        return str(e)
+    return None
 
 
 def _poststart(container):

@@ -14,7 +14,7 @@ from .mount import (MOUNT_ATTR__ATIME, MOUNT_ATTR_NOATIME, MOUNT_ATTR_NODEV, MOU
                     MS_UNBINDABLE)
 
 # option -> (attribute, set it?)
-_FLAGS = {
+FLAG_OPTIONS = {
     "ro": (MOUNT_ATTR_RDONLY, True), "rw": (MOUNT_ATTR_RDONLY, False),
     "nosuid": (MOUNT_ATTR_NOSUID, True), "suid": (MOUNT_ATTR_NOSUID, False),
     "nodev": (MOUNT_ATTR_NODEV, True), "dev": (MOUNT_ATTR_NODEV, False),
@@ -23,18 +23,18 @@ _FLAGS = {
     "nosymfollow": (MOUNT_ATTR_NOSYMFOLLOW, True), "symfollow": (MOUNT_ATTR_NOSYMFOLLOW, False),
 }
 # The atime modes are one field: each option replaces it.
-_ATIME = {"relatime": MOUNT_ATTR_RELATIME, "noatime": MOUNT_ATTR_NOATIME,
+ATIME_OPTIONS = {"relatime": MOUNT_ATTR_RELATIME, "noatime": MOUNT_ATTR_NOATIME,
           "strictatime": MOUNT_ATTR_STRICTATIME, "norelatime": MOUNT_ATTR_STRICTATIME,
           "atime": MOUNT_ATTR_STRICTATIME}
-_PROPAGATION = {
+PROPAGATION_OPTIONS = {
     "private": (MS_PRIVATE, False), "rprivate": (MS_PRIVATE, True),
     "shared": (MS_SHARED, False), "rshared": (MS_SHARED, True),
     "slave": (MS_SLAVE, False), "rslave": (MS_SLAVE, True),
     "unbindable": (MS_UNBINDABLE, False), "runbindable": (MS_UNBINDABLE, True),
 }
 # Accepted and meaningless for a new-API mount (mount(8) vocabulary).
-_IGNORED = {"defaults", "async", "sync", "auto", "noauto", "nouser", "user", "_netdev", "mand", "nomand",
-            "silent", "loud", "iversion", "noiversion", "dirsync", "lazytime", "nolazytime", "tmpcopyup"}
+IGNORED_OPTIONS = {"defaults", "async", "auto", "noauto", "nouser", "user", "_netdev", "nomand",
+            "silent", "loud", "iversion", "noiversion", "nolazytime", "tmpcopyup"}
 
 
 @dataclass
@@ -61,14 +61,14 @@ def parse(options, mount_type=None) -> MountOptions:
         if opt in ("bind", "rbind"):
             out.bind = True
             out.recursive = out.recursive or opt == "rbind"
-        elif opt in _FLAGS:
-            out.set(*_FLAGS[opt])
-        elif opt in _ATIME:
+        elif opt in FLAG_OPTIONS:
+            out.set(*FLAG_OPTIONS[opt])
+        elif opt in ATIME_OPTIONS:
             out.attr_clr |= MOUNT_ATTR__ATIME
-            out.attr_set = (out.attr_set & ~MOUNT_ATTR__ATIME) | _ATIME[opt]
-        elif opt in _PROPAGATION:
-            out.propagation.append(_PROPAGATION[opt])
-        elif opt in _IGNORED:
+            out.attr_set = (out.attr_set & ~MOUNT_ATTR__ATIME) | ATIME_OPTIONS[opt]
+        elif opt in PROPAGATION_OPTIONS:
+            out.propagation.append(PROPAGATION_OPTIONS[opt])
+        elif opt in IGNORED_OPTIONS:
             continue
         elif opt in ("idmap", "ridmap"):
             from ..errors import Unsupported

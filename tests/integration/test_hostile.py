@@ -80,7 +80,7 @@ def test_sandbox_is_not_reachable_through_proc(env):
     """CVE-2019-5736 class: the sandbox is not dumpable, so with the default
     capabilities (no CAP_SYS_PTRACE) its exe and fds are out of reach."""
     bundle = env.bundle(["sh", "-c", "cat /proc/1/cmdline >/dev/null; "
-                                     "ls /proc/1/fd >/dev/null 2>&1 && echo fds-visible; "
+                                     "readlink /proc/1/fd/0 >/dev/null 2>&1 && echo fds-visible; "
                                      "readlink /proc/1/exe >/dev/null 2>&1 && echo exe-visible; "
                                      "echo >> /proc/1/exe 2>/dev/null && echo exe-writable; echo end"])
     out = env.rt("run", "--bundle", bundle, env.cid()).stdout

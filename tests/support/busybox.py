@@ -39,6 +39,7 @@ def default_config(args=("sh",), terminal=False) -> dict:
     config = default_spec()
     config["process"]["args"] = list(args)
     config["process"]["terminal"] = terminal
+    config["root"]["readonly"] = False  # tests' workloads write marker files into their rootfs
     return config
 
 

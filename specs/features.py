@@ -1,0 +1,61 @@
+"""The features document (runtime-spec features.md, features-linux.md).
+
+It describes what this runtime implements, derived from the tables the
+implementation itself uses wherever there is one, so the document cannot
+claim more than the code does. Host facts (AppArmor, SELinux, the
+architectures this host's libseccomp can filter) are probed.
+"""
+
+from .config import HOOK_KINDS, NAMESPACE_TYPES
+from .default import OCI_VERSION
+from .names import CAPABILITY_LIST, SECCOMP_ACTIONS, SECCOMP_OPS
+
+OCI_VERSION_MIN = "1.0.0"
+# The newest runtime-spec minor this runtime's validation accepts; any 1.x
+# patch release is taken (see specs.config).
+OCI_VERSION_MAX = "1.3.0"
+
+def mount_options():
+    from runsc_py.linux import mountopts
+    return sorted(set(mountopts.FLAG_OPTIONS) | set(mountopts.ATIME_OPTIONS) | set(mountopts.PROPAGATION_OPTIONS)
+                  | set(mountopts.IGNORED_OPTIONS) | {"bind", "rbind"})
+
+
+def features() -> dict:
+    from sandbox import confine, seccomp
+    try:
+        arches = seccomp.supported_arches()
+        seccomp_enabled = True
+    except Exception:  # no libseccomp on this host: seccomp configs are refused
+        arches, seccomp_enabled = [], False
+    return {
+        "ociVersionMin": OCI_VERSION_MIN,
+        "ociVersionMax": OCI_VERSION_MAX,
+        "hooks": list(HOOK_KINDS),
+        "mountOptions": mount_options(),
+        "linux": {
+            "namespaces": list(NAMESPACE_TYPES),
+            "capabilities": list(CAPABILITY_LIST),
+            "cgroup": {"v1": False, "v2": False, "systemd": False, "systemdUser": False, "rdma": False},
+            "seccomp": {
+                "enabled": seccomp_enabled,
+                "actions": list(SECCOMP_ACTIONS),
+                "operators": list(SECCOMP_OPS),
+                "archs": arches,
+                "knownFlags": list(seccomp.KNOWN_FLAGS),
+                "supportedFlags": list(seccomp.FLAG_ATTRS),
+            },
+            "apparmor": {"enabled": confine.apparmor_enabled()},
+            "selinux": {"enabled": confine.selinux_enabled()},
+            "intelRdt": {"enabled": False},
+            "mountExtensions": {"idmap": {"enabled": False}},
+        },
+        "annotations": {"io.github.runsc-py.version": _version(),
+                        "org.opencontainers.runtime-spec.version": OCI_VERSION},
+        "potentiallyUnsafeConfigAnnotations": [],
+    }
+
+
+def _version():
+    from runsc_py import __version__
+    return __version__
