@@ -314,6 +314,9 @@ def _describe(e):
 
 def run(launch, new_pid_ns):
     """Body of the sandbox process (never returns)."""
+    # First message: the runtime learns this process's pid from it (the
+    # kernel attaches it, translated into the runtime's pid namespace).
+    unix.send(launch.sync, {"started": True})
     sandbox = Sandbox(launch, new_pid_ns)
     try:
         import prctl

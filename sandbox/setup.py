@@ -122,18 +122,9 @@ def run(launch: Launch):
         ns.unshare(flags)
         if "time" in wanted:
             _time_offsets(launch.spec.linux.time_offsets)
-        # The sandbox waits until its pid has been reported, so the CLI
-        # knows it before any message of the sandbox arrives.
-        reported_r, reported_w = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            os.close(reported_w)
-            os.read(reported_r, 1)
-            os.close(reported_r)
+        if os.fork() == 0:
             from . import init
             init.run(launch, new_pid_ns="pid" in wanted)
-        unix.send(launch.sync, {"pid": pid})
-        os.write(reported_w, b"r")
         os._exit(0)
     except SetupError as e:
         _fail(launch, str(e))

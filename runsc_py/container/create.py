@@ -107,6 +107,12 @@ class Launched:
             if sock is not None:
                 sock.close()
 
+    def reap_setup(self):
+        """The set-up child exits once it has forked the sandbox."""
+        if self.setup_pid:
+            os.waitpid(self.setup_pid, 0)
+            self.setup_pid = None
+
     def commit_all(self):
         for sock in (self.sync, self.commit):
             try:
@@ -144,7 +150,7 @@ def _await_ready(launched, spec, cid, bundle):
     sync.settimeout(SETUP_TIMEOUT)
     while True:
         try:
-            msg, _ = unix.recv(sync)
+            msg, _, sender = unix.recv_with_pid(sync)
         except TimeoutError:
             raise Failure(f"sandbox set-up did not finish within {SETUP_TIMEOUT:g}s") from None
         if msg is None:
@@ -164,10 +170,11 @@ def _await_ready(launched, spec, cid, bundle):
             except (HookFailure, OSError) as e:
                 unix.send(sync, {"error": "hook failed"})
                 raise Failure(str(e) if isinstance(e, HookFailure) else os_error_text(e)) from None
-        elif "pid" in msg:
-            launched.sandbox_pid = msg["pid"]
-            os.waitpid(launched.setup_pid, 0)
-            launched.setup_pid = None
+        elif msg.get("started"):
+            # The sandbox's first message; the kernel names its sender in
+            # our pid namespace (SO_PASSCRED).
+            launched.sandbox_pid = sender
+            launched.reap_setup()
         elif msg.get("ready"):
             return
 
@@ -189,6 +196,7 @@ def launch(spec, sf, bundle, console_socket, preserve_fds, no_pivot):
     sandbox_end, gofer_end = unix.pair()
     launched.commit, commit_end = unix.pair()
     launched.sync, sync_end = unix.pair()
+    unix.pass_credentials(launched.sync)
     control = None
     console = None
     try:

@@ -4,9 +4,11 @@ Every channel between runtime processes (CLI <-> sandbox set-up, gofer ->
 sandbox, control socket) is a SOCK_SEQPACKET socket, so one send is one
 message: no framing, and a peer that dies shows up as EOF (an empty read)."""
 
+import array
 import json
 import os
 import socket
+import struct
 
 MAX_MSG = 1 << 20
 MAX_FDS = 250  # the kernel's SCM_MAX_FD is 253 per message
@@ -33,6 +35,35 @@ def recv(sock):
             os.close(fd)
         return None, []
     return json.loads(data), fds
+
+
+def pass_credentials(sock):
+    """Have the kernel attach each sender's pid to messages received on
+    `sock` (SO_PASSCRED), translated into the receiver's pid namespace: a
+    process inside a container's pid namespace cannot name its host pid
+    itself, the kernel can."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+
+
+_UCRED = struct.Struct("iII")
+
+
+def recv_with_pid(sock):
+    """(message, fds, sender pid or None); (None, [], None) on EOF.
+    Needs pass_credentials(sock) before the peer sends."""
+    ancillary = socket.CMSG_SPACE(_UCRED.size) + socket.CMSG_SPACE(MAX_FDS * 4)
+    data, cmsgs, _flags, _addr = sock.recvmsg(MAX_MSG, ancillary)
+    fds, pid = [], None
+    for level, kind, payload in cmsgs:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.extend(array.array("i", payload[:len(payload) - len(payload) % 4]))
+        elif level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
+            pid = _UCRED.unpack(payload[:_UCRED.size])[0]
+    if not data:
+        for fd in fds:
+            os.close(fd)
+        return None, [], None
+    return json.loads(data), fds, pid
 
 
 def short_path(path: str):
