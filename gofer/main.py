@@ -88,6 +88,8 @@ def run(cid, spec, bundle, sandbox_sock, commit_sock, exit_path, device_sources=
         detach_stdio()
         close_all_except({0, 1, 2, sandbox_sock.fileno(), commit_sock.fileno()})
         try:
+            if spec.process.oom_score_adj is not None:
+                _own_oom_score_adj(spec.process.oom_score_adj)
             msg, fds = open_trees(spec, bundle, device_sources)
         except OSError as e:
             from runsc_py.errors import os_error_text
@@ -105,6 +107,13 @@ def run(cid, spec, bundle, sandbox_sock, commit_sock, exit_path, device_sources=
     except BaseException:
         code = 1
     os._exit(code)
+
+
+def _own_oom_score_adj(value):
+    """Each gofer gets its container's oomScoreAdj: it lives and dies with
+    the container, so the OOM killer should weigh them alike."""
+    with open("/proc/self/oom_score_adj", "w") as f:
+        f.write(str(value))
 
 
 def _committed(commit_sock) -> bool:

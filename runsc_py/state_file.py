@@ -152,6 +152,18 @@ class StateFile:
             pass
         raise NotExist(cid)
 
+    @staticmethod
+    def id_taken(root: str, cid: str) -> bool:
+        """Whether a record of `cid` exists in any sandbox of the root: an id
+        names one container in the root (lock_for_new sees only its own
+        sandbox's files)."""
+        prefix = f"{cid}_sandbox:"
+        try:
+            with os.scandir(root) as entries:
+                return any(e.name.startswith(prefix) and e.name.endswith(".state") for e in entries)
+        except FileNotFoundError:
+            return False
+
     # -- locking ----------------------------------------------------------
     @property
     def locked(self):
@@ -405,18 +417,21 @@ def migrate(sf: StateFile, record: dict) -> dict:
     return record
 
 
-def list_records(root: str):
-    """Every container in the root, without locking: [(cid, StateFile | None, record | Failure)].
+def list_records(root: str, sandbox_id=None):
+    """Every container in the root (or only those of sandbox `sandbox_id`,
+    chosen by file name before anything is parsed), without locking:
+    [(cid, StateFile | None, record | Failure)].
 
     Files that vanish mid-scan are skipped; a corrupt record is returned as
     its error for that container only."""
+    suffix = ".state" if sandbox_id is None else f"_sandbox:{sandbox_id}.state"
     out = []
     try:
         entries = os.listdir(root)
     except FileNotFoundError:
         return out
     for name in entries:
-        if not name.endswith(".state") or name.startswith("."):
+        if not name.endswith(suffix) or name.startswith("."):
             continue
         cid, sep, rest = name[:-len(".state")].partition("_sandbox:")
         if not sep:

@@ -32,6 +32,7 @@ from runsc_py.hooks import run_hooks
 from runsc_py.linux import fs
 from runsc_py.linux import unix
 
+from . import members
 from . import rootfs
 from . import workload
 
@@ -217,9 +218,12 @@ class Sandbox:
             conn.settimeout(10)
             try:
                 msg, fds = unix.recv(conn)
+                if msg is not None and msg.get("op") == "member":
+                    # The member's set-up child takes the connection over.
+                    members.spawn(msg, fds, conn)
                 for fd in fds:
                     os.close(fd)
-                if msg is not None:
+                if msg is not None and msg.get("op") != "member":
                     reply, exit_code, reply_fds = self.handle(msg)
                     try:
                         unix.send(conn, reply, reply_fds)
@@ -299,6 +303,14 @@ def _noop(_signum, _frame):
     carries them to the loop."""
 
 
+def _write_own_oom_score_adj(value):
+    try:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write(str(value))
+    except OSError as e:
+        raise SandboxError(f"process.oomScoreAdj {value}: {(e.strerror or str(e)).lower()}") from None
+
+
 def _set_domainname(name):
     from runsc_py.linux.libc import check, libc
     data = name.encode()
@@ -329,6 +341,8 @@ def run(launch, new_pid_ns):
             # Not PID 1 of its own namespace: become the reaper of the
             # workload's orphans anyway.
             prctl.set_child_subreaper(True)
+        if launch.oom_score_adj is not None:
+            _write_own_oom_score_adj(launch.oom_score_adj)
         sandbox.drop_inherited_fds()
         sandbox.build()
         sandbox.install_signals()

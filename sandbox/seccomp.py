@@ -56,6 +56,15 @@ def _lib():
     return pyseccomp
 
 
+def preload():
+    """Load libseccomp now (see runsc_py.container.create._preload_for_members);
+    a host without it can still run pods whose members use no seccomp."""
+    try:
+        _lib()
+    except Failure:
+        pass
+
+
 def action(sc, name, errno_ret):
     """The libseccomp action value of an SCMP_ACT_* name."""
     if name == "SCMP_ACT_ERRNO":

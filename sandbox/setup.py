@@ -3,9 +3,13 @@
 Forked from `create`. It joins the namespaces config.json names by path,
 creates the others (user first, so the rest belong to it; its uid/gid maps
 are written by the CLI, which is outside it), then forks the sandbox, which
-is PID 1 of the new pid namespace, reports the sandbox's pid and exits. The
-sandbox is thereby orphaned and reparented to the caller's subreaper, like
-runc's container init.
+is PID 1 of the new pid namespace, and exits. The sandbox is thereby
+orphaned and reparented to the caller's subreaper, like runc's container
+init.
+
+A pod member's set-up child is forked by the pod's sandbox instead
+(sandbox.members): its namespaces to join arrive as fds (their paths are
+host paths), and its sandbox process is reparented to the pod's sandbox.
 """
 
 import os
@@ -28,6 +32,9 @@ class Launch:
         self.no_pivot = kw.get("no_pivot", False)
         self.cgroup_layout = kw.get("cgroup_layout", [])
         self.confinement = kw.get("confinement")  # prepared by sandbox.confine, or None
+        self.member = kw.get("member", False)   # a pod member, set up inside the pod's sandbox
+        self.ns_fds = kw.get("ns_fds", {})      # type -> fd of namespaces to join (members)
+        self.oom_score_adj = kw.get("oom_score_adj")  # the sandbox process's value, if it sets one
         self.trees = None                       # the gofer's message, received by the set-up child
         self.tree_fds = []
 
@@ -39,19 +46,21 @@ def _fail(launch, msg):
         os._exit(1)
 
 
-def _join(namespaces):
+def _join(launch, namespaces):
     """setns into every namespace given by path, checking its type first:
     runtime-spec config-linux.md, namespaces: "If a path is specified, but
     the namespace is not of the type specified, an error is generated"."""
     for entry in namespaces:
         if not entry.path:
             continue
-        flag, _ = ns.TYPES[entry.type]
-        try:
-            fd = os.open(entry.path, os.O_RDONLY | os.O_CLOEXEC)
-        except OSError as e:
-            raise SetupError(f"linux.namespaces: {entry.type} namespace {entry.path}: "
-                             f"{(e.strerror or str(e)).lower()}") from None
+        flag, name = ns.TYPES[entry.type]
+        fd = launch.ns_fds.pop(entry.type, None)
+        if fd is None:
+            try:
+                fd = os.open(entry.path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError as e:
+                raise SetupError(f"linux.namespaces: {entry.type} namespace {entry.path}: "
+                                 f"{(e.strerror or str(e)).lower()}") from None
         try:
             try:
                 actual = ns.nstype_of(fd)
@@ -59,7 +68,10 @@ def _join(namespaces):
                 raise SetupError(f"linux.namespaces: {entry.path} is not a namespace") from None
             if actual != flag:
                 raise SetupError(f"linux.namespaces: {entry.path} is not a {entry.type} namespace")
-            ns.setns(fd, flag, path=entry.path)
+            # setns into the namespace one is in fails for some types (user):
+            # a pod member usually names the pod's own namespaces.
+            if os.fstat(fd).st_ino != os.stat(f"/proc/self/ns/{name}").st_ino:
+                ns.setns(fd, flag, path=entry.path)
         finally:
             os.close(fd)
 
@@ -110,12 +122,17 @@ def run(launch: Launch):
         rootfs_dir_fd = _receive_trees(launch)
         namespaces = launch.spec.linux.namespaces
         wanted = {n.type for n in namespaces if not n.path}
-        _join([n for n in namespaces if n.type == "user"])
+        _join(launch, [n for n in namespaces if n.type == "user"])
         _user_namespace(launch, wanted)
-        _join([n for n in namespaces if n.type != "user"])
+        _join(launch, [n for n in namespaces if n.type != "user"])
         # The cwd is carried into the new mount namespace: the sandbox
-        # attaches the rootfs over it without naming a host path.
-        os.fchdir(rootfs_dir_fd)
+        # attaches the rootfs over it without naming a host path. A member
+        # is in the pod's root, where the host's directory is out of reach:
+        # its root is attached over the pod's "/" in its own mount namespace.
+        if launch.member:
+            os.chdir("/")
+        else:
+            os.fchdir(rootfs_dir_fd)
         flags = 0
         for kind in wanted - {"user"}:
             flags |= ns.TYPES[kind][0]

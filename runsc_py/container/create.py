@@ -19,7 +19,7 @@ import time
 from .. import status as st
 from ..errors import Failure, os_error_text
 from ..linux import proc, unix
-from ..state_file import StateFile, atomic_write
+from ..state_file import StateFile, atomic_write, validate_id
 from . import faults
 
 SETUP_TIMEOUT = 60.0
@@ -200,18 +200,8 @@ def launch(spec, sf, bundle, console_socket, preserve_fds, no_pivot):
     control = None
     console = None
     try:
-        try:
-            os.unlink(sf.path("sock"))
-        except FileNotFoundError:
-            pass
-        control = unix.listen(sf.path("sock"))
-        if spec.process.terminal:
-            if not console_socket:
-                raise Failure("process.terminal is true: --console-socket is required")
-            try:
-                console = unix.connect_stream(console_socket, 10)
-            except OSError as e:
-                raise Failure(f"--console-socket {console_socket}: {os_error_text(e)}") from None
+        control = listen_control(sf)
+        console = connect_console(spec, console_socket)
         confinement = _prepare_confinement(spec)
         child_ends = [s for s in (sandbox_end, sync_end, control, console) if s is not None]
         launched.gofer_pid = _fork_gofer(spec, bundle, sf, gofer_end, commit_end,
@@ -219,7 +209,8 @@ def launch(spec, sf, bundle, console_socket, preserve_fds, no_pivot):
         faults.point("create:after-gofer-fork")
         launch_args = setup.Launch(spec=spec, cid=sf.cid, sync=sync_end, gofer=sandbox_end, control=control,
                                    console=console, preserve_fds=preserve_fds, no_pivot=no_pivot,
-                                   cgroup_layout=cgroup_layout(), confinement=confinement)
+                                   cgroup_layout=cgroup_layout(), confinement=confinement,
+                                   oom_score_adj=_sandbox_oom_score_adj(spec))
         pid = os.fork()
         if pid == 0:
             for sock in (gofer_end, commit_end, launched.commit, launched.sync):
@@ -234,12 +225,43 @@ def launch(spec, sf, bundle, console_socket, preserve_fds, no_pivot):
     return launched
 
 
+def _sandbox_oom_score_adj(spec):
+    """The sandbox gets the lowest oomScoreAdj of the containers it holds,
+    the pod's pause container excepted (runsc's rule): a container of its
+    own gives it its value at once; a pod's members adjust it later."""
+    from .pod import SANDBOX, role_of
+    if role_of(spec.annotations)[0] == SANDBOX:
+        return None
+    return spec.process.oom_score_adj
+
+
+def listen_control(sf):
+    """The container's control socket, served by its sandbox process."""
+    try:
+        os.unlink(sf.path("sock"))
+    except FileNotFoundError:
+        pass
+    return unix.listen(sf.path("sock"))
+
+
+def connect_console(spec, console_socket):
+    """A connection to --console-socket when the process wants a terminal."""
+    if not spec.process.terminal:
+        return None
+    if not console_socket:
+        raise Failure("process.terminal is true: --console-socket is required")
+    try:
+        return unix.connect_stream(console_socket, 10)
+    except OSError as e:
+        raise Failure(f"--console-socket {console_socket}: {os_error_text(e)}") from None
+
+
 def _prepare_confinement(spec):
     from sandbox.confine import prepare
     return prepare(spec.process, spec.linux)
 
 
-def new_record(sf, spec, bundle, launched, console_socket):
+def new_record(sf, spec, bundle, launched, console_socket, role, original_oom):
     now = time.time()
     created = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1e9):09d}Z"
     return {
@@ -247,9 +269,10 @@ def new_record(sf, spec, bundle, launched, console_socket):
         "ociVersion": spec.oci_version, "createdAt": created, "owner": str(os.geteuid()),
         "status": st.CREATED, "annotations": dict(spec.annotations),
         "sandbox": {"pid": launched.sandbox_pid, "startTime": proc.start_time(launched.sandbox_pid),
-                    "controlSocket": sf.path("sock"), "originalOomScoreAdj": None},
+                    "controlSocket": sf.path("sock"), "originalOomScoreAdj": original_oom},
         "gofer": {"pid": launched.gofer_pid, "startTime": proc.start_time(launched.gofer_pid)},
         "consoleSocket": console_socket, "cgroup": None, "exitStatus": None,
+        "podRole": role, "oomScoreAdj": spec.process.oom_score_adj,
     }
 
 
@@ -266,25 +289,35 @@ def create(root, cid, bundle, pid_file=None, console_socket=None, preserve_fds=0
 
     `console_proxy`: a ConsoleProxy to receive the terminal when the process
     wants one and no --console-socket was given (`run` in a terminal)."""
+    from . import member, pod
+    from .pod import read_oom_score_adj
     bundle = os.path.abspath(bundle or ".")
-    sf = StateFile(root, cid)  # validates the id before any path is built
+    validate_id(cid)  # before any path is built
     spec = load_spec(bundle)
     check_supported(spec)
+    role, sid = pod.role_of(spec.annotations)
+    if role == pod.CONTAINER:
+        member.check_supported(spec)
+        member.pod_sandbox(root, cid, sid)
+    _refuse_taken_id(root, cid)
+    sf = StateFile(root, cid, sid)
     if spec.process.terminal and not console_socket and console_proxy is not None:
         console_socket = console_proxy.path
+    start_with = member.launch if role == pod.CONTAINER else launch
+    if role == pod.SANDBOX:
+        _preload_for_members()
     sf.lock_for_new()
     launched = None
     try:
         sf.save_spec_locked(json.dumps(spec.raw).encode())
-        launched = launch(spec, sf, bundle, console_socket, preserve_fds, no_pivot)
+        launched = start_with(spec, sf, bundle, console_socket, preserve_fds, no_pivot)
         _await_ready(launched, spec, cid, bundle)
-        record = new_record(sf, spec, bundle, launched, console_socket)
+        record = new_record(sf, spec, bundle, launched, console_socket, role, read_oom_score_adj())
         faults.point("create:before-save")
         sf.save_locked(record)
         if pid_file:
             write_pid_file(pid_file, launched.sandbox_pid)
         launched.commit_all()
-        return launched.sandbox_pid
     except BaseException:
         if launched is not None:
             launched.kill()
@@ -292,3 +325,19 @@ def create(root, cid, bundle, pid_file=None, console_socket=None, preserve_fds=0
         raise
     finally:
         sf.unlock()
+    if role == pod.CONTAINER:
+        pod.adjust_sandbox_oom(root, sid)
+    return launched.sandbox_pid
+
+
+def _refuse_taken_id(root, cid):
+    from ..errors import AlreadyExists
+    if StateFile.id_taken(root, cid):
+        raise AlreadyExists(cid)
+
+
+def _preload_for_members():
+    """A pod's sandbox builds its members' confinement after pivot_root,
+    where nothing can be imported: load what that needs now."""
+    from sandbox import seccomp
+    seccomp.preload()

@@ -48,9 +48,33 @@ def destroy(root, cid, force=False) -> bool:
         state = container.oci_state()
         state["pid"] = 0
         run_poststop(poststop, state, log)
+    if removed:
+        errors += _after_removal(root, sf)
     if errors:
         raise Failure("; ".join(errors))
     return removed
+
+
+def _after_removal(root, sf):
+    """Sandbox-wide work, done once this container's own lock is released
+    and its record gone, so no scan sees it and no two locks are held: a
+    member's leaving re-adjusts the pod sandbox's OOM score; a sandbox's
+    going takes every member of the pod with it (each with its own lock
+    and poststop hooks)."""
+    from ..state_file import list_records
+    from . import pod
+    if sf.sid != sf.cid:
+        pod.adjust_sandbox_oom(root, sf.sid)
+        return []
+    errors = []
+    for member, _msf, _record in list_records(root, sandbox_id=sf.cid):
+        try:
+            destroy(root, member, force=True)
+        except NotExist:
+            continue  # destroyed meanwhile by someone else
+        except Failure as e:
+            errors.append(str(e))
+    return errors
 
 
 def _poststop_hooks(sf):

@@ -6,8 +6,10 @@ from ..linux.proc import is_alive
 
 
 def container_pids(container):
-    """Every host process in the sandbox's pid namespace (the sandbox
-    included), found by comparing /proc/PID/ns/pid links."""
+    """Every host process of the container, the sandbox included: the
+    sandbox's descendants (a pod sandbox's include its members') and,
+    when the container has a pid namespace of its own, every process in
+    it (processes that `exec` joined in are not the sandbox's children)."""
     sb = container.sandbox
     pid, start = sb.get("pid"), sb.get("startTime")
     if not is_alive(pid, start):
@@ -16,38 +18,26 @@ def container_pids(container):
         target = os.readlink(f"/proc/{pid}/ns/pid")
     except OSError:
         return []
-    if target == os.readlink("/proc/self/ns/pid"):
-        return _descendants(pid)  # no pid namespace of its own: the sandbox's tree only
-    pids = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            if os.readlink(f"/proc/{name}/ns/pid") == target:
-                pids.append(int(name))
-        except OSError:
-            continue
-    return pids
-
-
-def _descendants(root_pid):
-    children = {}
+    own_namespace = target != os.readlink("/proc/self/ns/pid")
+    children, in_namespace = {}, []
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
         try:
             with open(f"/proc/{name}/stat", "rb") as f:
                 data = f.read()
+            if own_namespace and os.readlink(f"/proc/{name}/ns/pid") == target:
+                in_namespace.append(int(name))
         except OSError:
             continue
         ppid = int(data[data.rindex(b")") + 2:].split()[1])
         children.setdefault(ppid, []).append(int(name))
-    out, todo = [], [root_pid]
+    found, todo = set(in_namespace), [pid]
     while todo:
-        pid = todo.pop()
-        out.append(pid)
-        todo.extend(children.get(pid, ()))
-    return out
+        current = todo.pop()
+        found.add(current)
+        todo.extend(children.get(current, ()))
+    return sorted(found)
 
 
 def ps_table(pids, ps_args):

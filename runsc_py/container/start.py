@@ -39,6 +39,9 @@ def start(root, cid):
         from .destroy import destroy
         destroy(root, cid, force=True)
         raise Failure(error)
+    if container.sf.sid != cid:
+        from .pod import adjust_sandbox_oom
+        adjust_sandbox_oom(root, container.sf.sid)
 
 
 def _hand_over_listener(container, inner_pid, fd):
