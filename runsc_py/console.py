@@ -12,14 +12,28 @@ import tempfile
 
 
 class ConsoleProxy:
+    """Its socket exists only once `path` is asked for: `run` makes a proxy
+    before it knows whether the process wants a terminal, and an fd opened
+    for nothing could even take a --preserve-fds slot."""
+
     def __init__(self):
-        self.dir = tempfile.mkdtemp(prefix="runsc-py-console-")
-        self.path = os.path.join(self.dir, "console.sock")
-        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.listener.bind(self.path)
-        self.listener.listen(1)
+        self.dir = None
+        self.listener = None
         self.master = None
         self.saved_tty = None
+
+    @property
+    def path(self):
+        if self.dir is None:
+            self.dir = tempfile.mkdtemp(prefix="runsc-py-console-")
+            self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.listener.bind(os.path.join(self.dir, "console.sock"))
+            self.listener.listen(1)
+        return os.path.join(self.dir, "console.sock")
+
+    @property
+    def used(self):
+        return self.dir is not None
 
     def receive(self, timeout=30):
         """The master fd the sandbox (or exec) sent."""
@@ -40,6 +54,7 @@ class ConsoleProxy:
             self.listener = None
             os.unlink(self.path)
             os.rmdir(self.dir)
+            self.dir = None
 
     def _sync_size(self):
         import fcntl

@@ -17,19 +17,14 @@ module: after pivot_root the host's Python library is out of reach.
 """
 
 import array  # noqa: F401  (socket.send_fds needs it after pivot_root)
-import errno
-import fcntl
-import json  # noqa: F401
 import os
 import select
 import signal
 import socket
-import struct
-import termios
-import traceback  # noqa: F401
 
 from runsc_py.hooks import run_hooks
 from runsc_py.linux import fs
+from runsc_py.linux import tty
 from runsc_py.linux import unix
 
 from . import members
@@ -110,22 +105,12 @@ class Sandbox:
         run_hooks("createContainer", hooks.create_container, reply["state"])
 
     def make_terminal(self):
-        """A pty inside the container; the master goes to the console socket
-        (runc's protocol: one SCM_RIGHTS message), the slave to the workload."""
-        master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
-        fcntl.ioctl(master, termios.TIOCSPTLCK, struct.pack("i", 0))
-        number = struct.unpack("I", fcntl.ioctl(master, termios.TIOCGPTN, struct.pack("I", 0)))[0]
-        slave_path = f"/dev/pts/{number}"
-        slave = os.open(slave_path, os.O_RDWR | os.O_NOCTTY)  # inherited by the workload only
-        size = self.spec.process.console_size
-        if size:
-            fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", size[0], size[1], 0, 0))
+        """A pty inside the container; the master goes to the console
+        socket, the slave to the workload."""
         if self.launch.console is None:
             raise SandboxError("process.terminal is true but no --console-socket was given")
-        socket.send_fds(self.launch.console, [slave_path.encode()], [master])
-        self.launch.console.close()
-        os.close(master)
-        os.set_inheritable(slave, False)
+        slave = tty.hand_to_console(self.launch.console, self.spec.process.console_size)
+        self.launch.console = None
         return slave
 
     def drop_inherited_fds(self):

@@ -357,9 +357,14 @@ def make_root_readonly():
 
 
 def ensure_cwd(root_fd, cwd):
-    """runc creates a missing process.cwd; so do we, inside the root."""
+    """runc creates a missing process.cwd; so do we, inside the root. One
+    that exists must be a directory: better refused at create than at start."""
     try:
-        os.close(make_target(root_fd, cwd, True))
+        fd = make_target(root_fd, cwd, True)
     except OSError as e:
-        if e.errno != errno.EEXIST:
-            raise
+        raise MountFailure(f"process.cwd {cwd}: {(e.strerror or str(e)).lower()}") from None
+    try:
+        if not stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise MountFailure(f"process.cwd {cwd}: {os.strerror(errno.ENOTDIR).lower()}")
+    finally:
+        os.close(fd)

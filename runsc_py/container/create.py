@@ -276,6 +276,19 @@ def new_record(sf, spec, bundle, launched, console_socket, role, original_oom):
     }
 
 
+def check_preserved_fds(count):
+    """--preserve-fds N passes the caller's fds 3..3+N-1: each must be open,
+    or one of the runtime's own fds (a lock, a socket) would be numbered
+    into that range and handed to the container."""
+    if count < 0:
+        raise Failure(f"--preserve-fds {count}: must not be negative")
+    for fd in range(3, 3 + count):
+        try:
+            os.fstat(fd)
+        except OSError:
+            raise Failure(f"--preserve-fds {count}: fd {fd} is not open") from None
+
+
 def write_pid_file(path, pid):
     try:
         atomic_write(os.path.abspath(path), f"{pid}".encode(), mode=0o644)
@@ -291,6 +304,7 @@ def create(root, cid, bundle, pid_file=None, console_socket=None, preserve_fds=0
     wants one and no --console-socket was given (`run` in a terminal)."""
     from . import member, pod
     from .pod import read_oom_score_adj
+    check_preserved_fds(preserve_fds)  # before the runtime opens an fd that could take their place
     bundle = os.path.abspath(bundle or ".")
     validate_id(cid)  # before any path is built
     spec = load_spec(bundle)

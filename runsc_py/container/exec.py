@@ -13,7 +13,7 @@ import signal
 
 from .. import status as st
 from ..errors import Failure, NotRunning, os_error_text
-from ..linux import ns, proc, unix
+from ..linux import ns, proc, tty, unix
 from . import load
 
 # Namespaces in the order they are entered: the user namespace first, so
@@ -75,26 +75,15 @@ def _child(ns_fds, process, report, preserve_fds, console, confinement):
 def _terminal(console, size):
     """A pty of the container's devpts (we are in its mount namespace now);
     the master goes over the console socket."""
-    import fcntl
-    import socket
-    import struct
-    import termios
     if console is None:
         raise Failure("process.terminal is true: --console-socket is required")
-    master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
-    fcntl.ioctl(master, termios.TIOCSPTLCK, struct.pack("i", 0))
-    number = struct.unpack("I", fcntl.ioctl(master, termios.TIOCGPTN, struct.pack("I", 0)))[0]
-    slave = os.open(f"/dev/pts/{number}", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
-    if size:
-        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", size[0], size[1], 0, 0))
-    socket.send_fds(console, [f"/dev/pts/{number}".encode()], [master])
-    console.close()
-    os.close(master)
-    return slave
+    return tty.hand_to_console(console, size)
 
 
 def exec_process(root, cid, process, *, detach=False, pid_file=None, console_socket=None,
                  preserve_fds=0, ignore_paused=False, console_proxy=None) -> int:
+    from .create import check_preserved_fds
+    check_preserved_fds(preserve_fds)
     container = load(root, cid)
     if container.status == st.PAUSED and not ignore_paused:
         raise Failure(f'container "{cid}" is paused: resume it first (or use --ignore-paused)')
@@ -151,7 +140,7 @@ def exec_process(root, cid, process, *, detach=False, pid_file=None, console_soc
     if pid_file:
         from .create import write_pid_file
         write_pid_file(pid_file, pid)
-    if console_proxy is not None and console_socket == console_proxy.path:
+    if console_proxy is not None and console_proxy.used:
         console_proxy.receive()
     if detach:
         return 0

@@ -30,7 +30,7 @@ def run(root, cid, bundle, detach=False, keep=False, **create_args) -> int:
     try:
         create(root, cid, bundle, console_proxy=proxy, **create_args)
         try:
-            if proxy is not None and load(root, cid).record.get("consoleSocket") == proxy.path:
+            if proxy is not None and proxy.used:
                 proxy.receive()
             else:
                 proxy = _discard(proxy)
