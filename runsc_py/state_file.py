@@ -9,7 +9,8 @@ Files, flat in the root, all named `<cid>_sandbox:<sid>.<kind>`:
     .exit    the workload's exit status, written by the gofer when the sandbox
              reports it, without the lock (a destroyer may hold the lock while
              waiting for the sandbox to die)
-    .sock    the sandbox's control socket
+    .sock    the sandbox's control socket (`sock-<hash>` when the name would
+             not fit a unix socket address)
 
 Record schema (version 2):
 
@@ -40,12 +41,15 @@ import fcntl
 import json
 import os
 import signal
+import stat  # already imported by os: free
 
 from . import status as st
 from .errors import AlreadyExists, Corrupt, Failure, NotExist
 
 VERSION = 2
+SOCKET_NAME_MAX = 64  # leaves room for "/proc/self/fd/NNNN/" in sun_path's 108 bytes
 MAX_RECORD = 4 << 20
+MAX_SPEC = 8 << 20  # specs.config.MAX_CONFIG
 LOCK_TIMEOUT = 60.0
 
 
@@ -129,7 +133,20 @@ class StateFile:
 
     # -- paths ------------------------------------------------------------
     def path(self, kind):
+        if kind == "sock":
+            return self._socket_path()
         return f"{self.base}.{kind}"
+
+    def _socket_path(self):
+        """A unix socket's name must fit sun_path (108 bytes, reached through
+        /proc/self/fd/N/ for a long root): engines' 64-character ids make
+        `<cid>_sandbox:<sid>.sock` too long, so such a name is hashed. The
+        record keeps the path, so only create and destroy compute it."""
+        name = os.path.basename(self.base) + ".sock"
+        if len(name) > SOCKET_NAME_MAX:
+            import hashlib
+            name = "sock-" + hashlib.sha256(name.encode()).hexdigest()[:32]
+        return os.path.join(self.root, name)
 
     @classmethod
     def find(cls, root: str, cid: str) -> "StateFile":

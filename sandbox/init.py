@@ -89,6 +89,10 @@ class Sandbox:
             workload.check_executable(spec.process)
             if spec.process.terminal:
                 self.terminal_slave = self.make_terminal()
+                # The process's stdio is the terminal. The caller's stdio is
+                # then only create's own output, which containerd's shim
+                # reads to EOF: holding it would hang the shim.
+                _stdio_to_null()
 
     def creation_hooks(self):
         """prestart and createRuntime run in the runtime namespace, so the
@@ -286,6 +290,13 @@ def _noop(_signum, _frame):
     """Handlers exist so that PID 1 receives signals at all (the kernel drops
     signals without a handler sent to a pid namespace's init); the wakeup fd
     carries them to the loop."""
+
+
+def _stdio_to_null():
+    null = os.open("/dev/null", os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.close(null)
 
 
 def _write_own_oom_score_adj(value):

@@ -12,9 +12,11 @@ Whether a *valid* field can be applied on this host is decided later
 (`sandbox.confine.check`, `runsc_py.container.create.check_supported`).
 """
 
+import errno
 import json
 import os
 import re
+import stat
 
 from . import model
 from .names import CAPABILITIES, RLIMITS, SECCOMP_ACTIONS, SECCOMP_ARCHES, SECCOMP_FLAGS, SECCOMP_OPS
@@ -34,8 +36,9 @@ SCHED_FLAGS = ("SCHED_FLAG_RESET_ON_FORK", "SCHED_FLAG_RECLAIM", "SCHED_FLAG_DL_
 PERSONALITY_DOMAINS = ("LINUX", "LINUX32")
 # runtime-spec: ociVersion is SemVer; any 1.x release (the conformance suite
 # writes 1.3.0; a strict 1.0.x check is a known pain point of crun's).
-_OCI_VERSION = re.compile(r"^1\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
-_CPU_LIST = re.compile(r"^\s*\d+(-\d+)?(\s*,\s*\d+(-\d+)?)*\s*$")
+# Matched with fullmatch: `$` would also accept a trailing newline.
+_OCI_VERSION = re.compile(r"1\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?")
+_CPU_LIST = re.compile(r"\s*\d+(-\d+)?(\s*,\s*\d+(-\d+)?)*\s*")
 
 UINT32 = (0, (1 << 32) - 1)
 INT32 = (-(1 << 31), (1 << 31) - 1)
@@ -81,8 +84,9 @@ class _Checker:
             self.bad(where, f"{value} is out of range [{range[0]}, {range[1]}]")
             return None
         if kind == "string":
-            if "\0" in value:
-                self.bad(where, "contains a NUL byte")
+            problem = _string_problem(value)
+            if problem:
+                self.bad(where, problem)
                 return None
             if nonempty and not value:
                 self.bad(where, "must not be empty")
@@ -130,13 +134,27 @@ class _Checker:
         where = f"{path}.{key}" if path else key
         out = {}
         for k, v in mapping.items():
+            problem = _string_problem(k)
             if nonempty_keys and not k:
                 self.bad(where, "keys must not be empty")
-            elif "\0" in k:
-                self.bad(where, f"key {k!r} contains a NUL byte")
+            elif problem:
+                self.bad(where, f"key {k!r} {problem}")
             elif self.value(v, f"{where}.{k}", "string") is not None:
                 out[k] = v
         return out
+
+
+def _string_problem(text):
+    """Why `text` cannot become a C string (argv, paths, env), or None."""
+    if "\0" in text:
+        return "contains a NUL byte"
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        # JSON can spell an unpaired surrogate ("\ud800"); no UTF-8 byte
+        # string stands for it, so exec, mount and sethostname could not take it.
+        return "contains an unpaired UTF-16 surrogate"
+    return None
 
 
 def _is_int(v):
@@ -258,14 +276,14 @@ def _check_cpu_affinity(c, process, path):
     where = f"{path}.execCPUAffinity"
     for key in ("initial", "final"):
         value = c.field(affinity, key, where, "string")
-        if value is not None and not _CPU_LIST.match(value):
+        if value is not None and not _CPU_LIST.fullmatch(value):
             c.bad(f"{where}.{key}", f"{value!r} is not a CPU list like 0-3,7")
     return affinity
 
 
 def check_process(c, process, path="process"):
     args = c.strings(process, "args", path, required=True)
-    if args is not None and not args:
+    if args is not None and not process["args"]:
         # runtime-spec config.md, process.args: "at least one entry is REQUIRED".
         c.bad(f"{path}.args", "must have at least one entry")
     cwd = c.field(process, "cwd", path, "string", required=True, absolute=True)
@@ -297,7 +315,13 @@ def _check_id_mappings(c, obj, key, path):
     def mapping(item, where):
         cid = c.field(item, "containerID", where, "int", required=True, range=UINT32)
         hid = c.field(item, "hostID", where, "int", required=True, range=UINT32)
-        size = c.field(item, "size", where, "int", required=True, range=UINT32)
+        # The kernel (map_write) refuses an empty range and one whose end,
+        # first + size, does not fit in 32 bits; (uid_t)-1 is never mapped.
+        size = c.field(item, "size", where, "int", required=True, range=(1, UINT32[1]))
+        if size is not None:
+            for key, first in (("containerID", cid), ("hostID", hid)):
+                if first is not None and first + size > UINT32[1]:
+                    c.bad(f"{where}.size", f"{key} {first} + size {size} exceeds {UINT32[1]}")
         return model.IdMapping(cid or 0, hid or 0, size or 0)
     return tuple(c.objects(obj, key, path, mapping))
 
@@ -381,10 +405,10 @@ def _check_time_offsets(c, linux):
     if offsets is None:
         return None
     for clock, value in offsets.items():
-        where = f"linux.timeOffsets.{clock}"
         if clock not in ("monotonic", "boottime"):
-            c.bad(where, "only monotonic and boottime clocks have offsets")
+            c.bad("linux.timeOffsets", f"{clock!r}: only monotonic and boottime clocks have offsets")
             continue
+        where = f"linux.timeOffsets.{clock}"
         if c.value(value, where, "object") is not None:
             c.field(value, "secs", where, "int", range=INT64)
             c.field(value, "nanosecs", where, "int", range=(0, 999_999_999))
@@ -396,12 +420,14 @@ def _check_seccomp(c, linux):
     if seccomp is None:
         return None
     where = "linux.seccomp"
-    c.field(seccomp, "defaultAction", where, "string", required=True, choices=SECCOMP_ACTIONS)
-    c.field(seccomp, "defaultErrnoRet", where, "int", range=UINT32)
+    default = c.field(seccomp, "defaultAction", where, "string", required=True, choices=SECCOMP_ACTIONS)
+    _check_errno_ret(c, seccomp, "defaultErrnoRet", where, default)
     c.strings(seccomp, "architectures", where, choices=SECCOMP_ARCHES)
     c.strings(seccomp, "flags", where, choices=SECCOMP_FLAGS)
     c.field(seccomp, "listenerPath", where, "string", absolute=True)
-    c.field(seccomp, "listenerMetadata", where, "string")
+    if c.field(seccomp, "listenerMetadata", where, "string") is not None and not seccomp.get("listenerPath"):
+        # runtime-spec: listenerMetadata "MUST NOT be set if listenerPath is not set".
+        c.bad(f"{where}.listenerMetadata", "needs linux.seccomp.listenerPath")
 
     def arg(item, at):
         c.field(item, "index", at, "int", required=True, range=(0, 5))
@@ -412,7 +438,7 @@ def _check_seccomp(c, linux):
     def rule(item, at):
         c.strings(item, "names", at, required=True, nonempty=True, item_nonempty=True)
         action = c.field(item, "action", at, "string", required=True, choices=SECCOMP_ACTIONS)
-        c.field(item, "errnoRet", at, "int", range=UINT32)
+        _check_errno_ret(c, item, "errnoRet", at, action)
         c.objects(item, "args", at, arg)
         if action == "SCMP_ACT_NOTIFY" and not seccomp.get("listenerPath"):
             # runtime-spec config-linux.md: listenerPath is required with SCMP_ACT_NOTIFY.
@@ -422,6 +448,16 @@ def _check_seccomp(c, linux):
     if seccomp.get("defaultAction") == "SCMP_ACT_NOTIFY":
         c.bad(f"{where}.defaultAction", "SCMP_ACT_NOTIFY cannot be the default action")
     return seccomp
+
+
+def _check_errno_ret(c, obj, key, path, action):
+    # SECCOMP_RET_DATA, where the errno travels, is 16 bits wide: a bigger
+    # value would be cut silently.
+    value = c.field(obj, key, path, "int", range=UINT16)
+    if value is not None and action is not None and action not in ("SCMP_ACT_ERRNO", "SCMP_ACT_TRACE"):
+        # runtime-spec: "When the action doesn't support an errno, the
+        # runtime MUST print and error and fail."
+        c.bad(f"{path}.{key}", f"{action} takes no errno")
 
 
 def _check_personality(c, linux):
@@ -458,7 +494,7 @@ def _check_resources(c, linux):
     if cpu is not None:
         for key in ("cpus", "mems"):
             value = c.field(cpu, key, f"{where}.cpu", "string")
-            if value and not _CPU_LIST.match(value):
+            if value and not _CPU_LIST.fullmatch(value):
                 c.bad(f"{where}.cpu.{key}", f"{value!r} is not a list like 0-3,7")
     pids = c.field(res, "pids", where, "object")
     if pids is not None:
@@ -473,9 +509,26 @@ def _check_resources(c, linux):
         c.objects(network, "priorities", f"{where}.network", lambda item, at: (
             c.field(item, "name", at, "string", required=True, nonempty=True),
             c.field(item, "priority", at, "int", required=True, range=UINT32)))
-    c.field(res, "rdma", where, "object")
+    _check_rdma(c, res, where)
     c.string_map(res, "unified", where, nonempty_keys=True)
     return res
+
+
+def _check_rdma(c, res, path):
+    rdma = c.field(res, "rdma", path, "object")
+    for device, limits in (rdma or {}).items():
+        problem = _string_problem(device)
+        if problem:
+            c.bad(f"{path}.rdma", f"key {device!r} {problem}")
+            continue
+        at = f"{path}.rdma.{device}"
+        if c.value(limits, at, "object") is None:
+            continue
+        c.field(limits, "hcaHandles", at, "int", range=UINT32)
+        c.field(limits, "hcaObjects", at, "int", range=UINT32)
+        if not {"hcaHandles", "hcaObjects"} & set(limits):
+            # runtime-spec: "at least one of the hcaHandles or hcaObjects".
+            c.bad(at, "needs hcaHandles or hcaObjects")
 
 
 def _check_ints(c, parent, key, path, ints, bools=()):
@@ -551,7 +604,7 @@ def _check_root(c, doc, bundle):
 
 def check_document(c, doc, bundle):
     version = c.field(doc, "ociVersion", "", "string", required=True)
-    if version is not None and not _OCI_VERSION.match(version):
+    if version is not None and not _OCI_VERSION.fullmatch(version):
         c.bad("ociVersion", f"{version!r} is not a 1.x version of the runtime spec")
     root = _check_root(c, doc, bundle)
     process = None
@@ -574,7 +627,7 @@ def _decode(data, source):
     if len(data) > MAX_CONFIG:
         raise ConfigError([("", f"is larger than {MAX_CONFIG >> 20} MiB")], source)
     try:
-        doc = json.loads(data)
+        doc = json.loads(data, parse_constant=_no_constant)
     except RecursionError:
         raise ConfigError([("", f"is nested more than {MAX_DEPTH} levels deep")], source) from None
     except ValueError as e:
@@ -584,6 +637,12 @@ def _decode(data, source):
     if _depth(doc) > MAX_DEPTH:
         raise ConfigError([("", f"is nested more than {MAX_DEPTH} levels deep")], source)
     return doc
+
+
+def _no_constant(name):
+    # Python's json takes NaN and Infinity; RFC 8259 (and Go's encoding/json,
+    # which runc reads config.json with) does not.
+    raise ValueError(f"{name} is not a JSON value")
 
 
 def _depth(value, level=1):
@@ -625,17 +684,40 @@ def parse_process(data, source="process.json") -> model.Process:
 def load_bundle(bundle) -> model.Spec:
     """The Spec of the bundle at `bundle` (an absolute path), with root.path
     resolved and checked to be a directory."""
+    problem = _not_a_directory(bundle)
+    if problem:
+        raise ConfigError([("", f"bundle {bundle} {problem}")], source=None)
     path = os.path.join(bundle, "config.json")
     try:
-        if not os.path.isdir(bundle):
-            what = "is not a directory" if os.path.exists(bundle) else "does not exist"
-            raise ConfigError([("", f"bundle {bundle} {what}")], source=None)
-        with open(path, "rb") as f:
-            data = f.read(MAX_CONFIG + 1)
+        data = _read_regular(path)
     except OSError as e:
         raise ConfigError([("", f"{path}: {(e.strerror or str(e)).lower()}")], source=None) from None
     spec = parse_config(data, bundle)
-    if not os.path.isdir(spec.root.path):
-        what = "does not exist" if not os.path.lexists(spec.root.path) else "is not a directory"
-        raise ConfigError([("root.path", f"{spec.root.path} {what}")])
+    problem = _not_a_directory(spec.root.path)
+    if problem:
+        raise ConfigError([("root.path", f"{spec.root.path} {problem}")])
     return spec
+
+
+def _read_regular(path):
+    """At most MAX_CONFIG + 1 bytes of the regular file `path`. O_NONBLOCK:
+    a FIFO planted as config.json must not hang the runtime."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return f.read(MAX_CONFIG + 1)
+    finally:
+        os.close(fd)
+
+
+def _not_a_directory(path):
+    """Why `path` is not a directory one can use, or None."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "does not exist"
+    except OSError as e:
+        return f"is not accessible: {(e.strerror or str(e)).lower()}"
+    return None if stat.S_ISDIR(mode) else "is not a directory"

@@ -29,7 +29,9 @@ _SPEC = {
         "args": ["sh"],
         "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"],
         "cwd": "/",
-        "capabilities": {"bounding": _CAPS, "effective": _CAPS, "permitted": _CAPS},
+        # Three lists, not one shared: deepcopy keeps sharing, and a caller
+        # changing one set must not change the others.
+        "capabilities": {"bounding": list(_CAPS), "effective": list(_CAPS), "permitted": list(_CAPS)},
         "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
         "noNewPrivileges": True,
     },

@@ -34,7 +34,7 @@ PROPAGATION_OPTIONS = {
 }
 # Accepted and meaningless for a new-API mount (mount(8) vocabulary).
 IGNORED_OPTIONS = {"defaults", "async", "auto", "noauto", "nouser", "user", "_netdev", "nomand",
-            "silent", "loud", "iversion", "noiversion", "nolazytime", "tmpcopyup"}
+            "silent", "loud", "iversion", "noiversion", "nolazytime"}
 
 
 @dataclass
@@ -70,7 +70,7 @@ def parse(options, mount_type=None) -> MountOptions:
             out.propagation.append(PROPAGATION_OPTIONS[opt])
         elif opt in IGNORED_OPTIONS:
             continue
-        elif opt in ("idmap", "ridmap"):
+        elif opt in ("idmap", "ridmap", "tmpcopyup"):
             from ..errors import Unsupported
             raise Unsupported(f"mount option {opt!r}")
         else:
