@@ -7,27 +7,35 @@ engines use without importing click (click costs ~30 ms of start-up; runc
 answers `state` in ~6 ms).
 """
 
-from dataclasses import dataclass
 
-
-@dataclass(frozen=True)
 class Opt:
-    names: tuple          # ("--bundle", "-b")
-    dest: str             # keyword passed to run()
-    flag: bool = False    # takes no value
-    default: object = None
-    multiple: bool = False
-    type: type = str
-    help: str = ""
-    choices: tuple = ()
+    """An option: names ("--bundle", "-b"), the keyword passed to run(), and
+    what it takes. (A plain class: importing dataclasses costs ~8 ms, most
+    of `state`'s budget.)"""
+
+    __slots__ = ("names", "dest", "flag", "default", "multiple", "type", "help", "choices")
+
+    def __init__(self, names, dest, flag=False, default=None, multiple=False, type=str, help="", choices=()):
+        self.names = names        # ("--bundle", "-b")
+        self.dest = dest          # keyword passed to run()
+        self.flag = flag          # takes no value
+        self.default = default
+        self.multiple = multiple
+        self.type = type
+        self.help = help
+        self.choices = choices
 
 
-@dataclass(frozen=True)
 class Arg:
-    dest: str
-    required: bool = True
-    variadic: bool = False   # takes the rest of the command line verbatim
-    default: object = None
+    """A positional argument; `variadic` takes the rest of the command line."""
+
+    __slots__ = ("dest", "required", "variadic", "default")
+
+    def __init__(self, dest, required=True, variadic=False, default=None):
+        self.dest = dest
+        self.required = required
+        self.variadic = variadic
+        self.default = default
 
 
 class Globals:
