@@ -112,8 +112,11 @@ def run(cid, spec, bundle, sandbox_sock, commit_sock, exit_path, device_sources=
 def _own_oom_score_adj(value):
     """Each gofer gets its container's oomScoreAdj: it lives and dies with
     the container, so the OOM killer should weigh them alike."""
-    with open("/proc/self/oom_score_adj", "w") as f:
-        f.write(str(value))
+    try:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write(str(value))
+    except OSError as e:  # the error names the field (lowering it needs CAP_SYS_RESOURCE)
+        raise OSError(e.errno, e.strerror, f"process.oomScoreAdj {value}") from None
 
 
 def _committed(commit_sock) -> bool:

@@ -13,10 +13,17 @@ that child, in runc's order:
     [seccomp here if no_new_privs is not set: loading it then needs
      CAP_SYS_ADMIN, which the capability drop below may remove]
     bounding set -> keep-caps -> groups, gid, uid -> capset -> ambient
-    umask, cwd (again, if it was not reachable as root)
-    no_new_privs -> seccomp (the last step before execve) -> final CPU affinity
+    umask, cwd (again, if it was not reachable as root), final CPU affinity
+    no_new_privs -> seccomp (the last step before execve, so that the
+    profile need not allow the runtime's own system calls)
+
+Capabilities follow runc: a missing `process.capabilities`, or a missing
+set in it, is an empty set (the process keeps no capability it was not
+given). An unset umask is the caller's: "If unspecified, the umask should
+not be changed from the calling process' umask" (runc sets 0022 instead).
 """
 
+import errno
 import os
 import resource
 
@@ -25,6 +32,10 @@ import prctl
 from runsc_py.errors import Failure, Unsupported, log
 from runsc_py.linux import process as proc_attrs
 from specs.names import CAPABILITIES, CAPABILITY_LIST, RLIMITS
+
+CAP_SYS_RESOURCE = CAPABILITIES["CAP_SYS_RESOURCE"]
+RLIM_INFINITY = (1 << 64) - 1
+CAP_KINDS = ("bounding", "effective", "permitted", "inheritable", "ambient")
 
 _IOPRIO_CLASSES = {"IOPRIO_CLASS_RT": 1, "IOPRIO_CLASS_BE": 2, "IOPRIO_CLASS_IDLE": 3}
 _SCHED_POLICIES = {"SCHED_OTHER": 0, "SCHED_FIFO": 1, "SCHED_RR": 2, "SCHED_BATCH": 3, "SCHED_IDLE": 5,
@@ -80,7 +91,64 @@ def check(process, linux):
     for key, what in _UNSUPPORTED_LINUX.items():
         if linux.raw.get(key) is not None:
             raise Unsupported(what)
+    check_capabilities(process.capabilities, linux)
+    check_rlimits(process.rlimits)
     check_sysctls(linux)
+
+
+def _names(mask):
+    return ", ".join(CAPABILITY_LIST[n] for n in range(len(CAPABILITY_LIST)) if mask >> n & 1)
+
+
+def check_capabilities(caps, linux):
+    """What capset(2) would refuse with a bare EPERM at start, refused at
+    create with the reason. capset(2): "the new effective set must be a
+    subset of the new permitted set", the new inheritable set must be in
+    the bounding set (or already inheritable), and the permitted set can
+    only shrink. A new or joined user namespace gives the process every
+    capability in it; otherwise it has at most the runtime's own."""
+    sets = Capabilities(caps, last_cap())
+    for kind, limit in (("effective", "permitted"), ("inheritable", "bounding")):
+        extra = getattr(sets, kind) & ~getattr(sets, limit)
+        if extra:
+            raise Failure(f"process.capabilities.{kind}: {_names(extra)} not in process.capabilities.{limit} "
+                          f"(the kernel allows no {kind} capability outside the {limit} set)")
+    if any(n.type == "user" for n in linux.namespaces):
+        return
+    own = proc_attrs.own_capabilities()
+    for kind, available in (("permitted", own["permitted"]), ("inheritable", own["bounding"] | own["inheritable"])):
+        lacking = getattr(sets, kind) & ~available
+        if lacking:
+            raise Failure(f"process.capabilities.{kind}: {_names(lacking)}: the runtime itself does not have "
+                          f"{'this capability' if lacking & (lacking - 1) == 0 else 'these capabilities'}")
+    missing = sets.bounding & ~own["bounding"]
+    if missing:
+        log.warning(f"process.capabilities.bounding: {_names(missing)} not in the runtime's own bounding set: "
+                    f"the container cannot have them either")
+
+
+def check_rlimits(rlimits):
+    """Raising a hard limit needs CAP_SYS_RESOURCE in the initial user
+    namespace (setrlimit(2)); without it, a hard limit above the runtime's
+    own (which the container process inherits) is refused here, at create."""
+    if _can_raise_hard_limits():
+        return
+    for limit in rlimits:
+        _, current = resource.getrlimit(RLIMITS[limit.type])
+        current = RLIM_INFINITY if current == resource.RLIM_INFINITY else current
+        if limit.hard > current:
+            raise Failure(f"process.rlimits {limit.type}: hard limit {limit.hard} is above the runtime's own "
+                          f"({current}); raising it needs CAP_SYS_RESOURCE, which the runtime lacks")
+
+
+def _can_raise_hard_limits():
+    if not proc_attrs.own_capabilities()["effective"] >> CAP_SYS_RESOURCE & 1:
+        return False
+    try:
+        with open("/proc/self/uid_map") as f:
+            return f.read().split() == ["0", "0", "4294967295"]  # the initial user namespace
+    except OSError:
+        return False
 
 
 def check_sysctls(linux):
@@ -109,28 +177,28 @@ def _cpu_set(text):
 
 
 class Capabilities:
-    """Bit masks of the five sets, limited to what the kernel knows."""
+    """Bit masks of the five sets (a set not given is empty, as with runc),
+    limited to the capabilities this kernel knows (numbers up to `top`,
+    /proc/sys/kernel/cap_last_cap); the others are in `unknown`."""
 
-    def __init__(self, caps):
-        top = last_cap()
+    def __init__(self, caps, top):
+        self.top = top
         self.unknown = set()
-        masks = {}
-        for kind in ("bounding", "effective", "permitted", "inheritable", "ambient"):
+        for kind in CAP_KINDS:
             mask = 0
-            for name in getattr(caps, kind) or ():
+            for name in (getattr(caps, kind) if caps is not None else None) or ():
                 number = CAPABILITIES[name]
                 if number > top:
                     self.unknown.add(name)
-                    continue
-                mask |= 1 << number
-            masks[kind] = mask
-        self.all = (1 << (top + 1)) - 1
-        self.bounding = masks["bounding"] if caps.bounding is not None else self.all
-        self.effective = masks["effective"]
-        self.permitted = masks["permitted"]
-        self.inheritable = masks["inheritable"]
-        self.ambient = masks["ambient"]
-        self.top = top
+                else:
+                    mask |= 1 << number
+            setattr(self, kind, mask)
+
+    def unraisable_ambient(self):
+        """Ambient capabilities the kernel refuses to raise: "the
+        capability must already be present in both the permitted and the
+        inheritable sets of the process" (prctl(2), PR_CAP_AMBIENT_RAISE)."""
+        return self.ambient & ~(self.permitted & self.inheritable)
 
     def drop_bounding(self):
         for number in range(self.top + 1):
@@ -157,11 +225,16 @@ class Confinement:
         self.rlimits = [(RLIMITS[r.type], r.soft, r.hard, r.type) for r in process.rlimits]
         self.no_new_privs = process.no_new_privileges
         self.oom_score_adj = process.oom_score_adj
-        self.caps = None
-        if process.capabilities is not None:
-            self.caps = Capabilities(process.capabilities)
-            for name in sorted(self.caps.unknown):
-                log.warning(f"capability {name} is not known to this kernel: skipped")
+        self.caps = Capabilities(process.capabilities, last_cap())
+        for name in sorted(self.caps.unknown):
+            log.warning(f"capability {name} is not known to this kernel: skipped")
+        unraisable = self.caps.unraisable_ambient()
+        if unraisable:
+            # runc and crun skip these too: an ambient capability without its
+            # permitted and inheritable bits grants nothing.
+            log.warning(f"process.capabilities.ambient: {_names(unraisable)} not raised: an ambient capability "
+                        f"must also be permitted and inheritable")
+            self.caps.ambient &= ~unraisable
         self.personality = _PERSONALITIES[linux.personality["domain"]] if linux.personality else None
         prio = process.io_priority
         self.io_priority = (_IOPRIO_CLASSES[prio["class"]], prio.get("priority", 0)) if prio else None
@@ -184,33 +257,33 @@ class Confinement:
         listener = None
         if self.seccomp is not None and not self.no_new_privs:
             listener = self._load_seccomp()
-        if self.caps is not None:
-            self.caps.drop_bounding()
+        _step("process.capabilities.bounding", self.caps.drop_bounding)
         self._switch_user()
-        if self.caps is not None:
-            _step("capabilities", self.caps.set)
+        _step("process.capabilities", self.caps.set)
         if self.umask is not None:
             os.umask(self.umask)
         if not cwd_entered:
             # runc's rule: the cwd is entered as root first (it may be
             # reachable only so); if that was refused, it must work as the user.
             _step(f"chdir to cwd ({self.cwd!r}) set in config.json", os.chdir, self.cwd)
+        if self.cpus_final is not None:
+            _step("process.execCPUAffinity.final", os.sched_setaffinity, 0, self.cpus_final)
         if self.no_new_privs:
             prctl.set_no_new_privs(1)
             if self.seccomp is not None:
                 listener = self._load_seccomp()
-        if self.cpus_final is not None:
-            _step("process.execCPUAffinity.final", os.sched_setaffinity, 0, self.cpus_final)
         return listener
 
     def _process_attributes(self):
         if self.personality is not None:
             _step("linux.personality", proc_attrs.personality, self.personality)
         for number, soft, hard, name in self.rlimits:
-            _step(f"process.rlimits {name}", resource.setrlimit, number,
-                  (_rlim(soft), _rlim(hard)))
+            _step(f"process.rlimits {name}", proc_attrs.setrlimit, number, soft, hard,
+                  hint={errno.EPERM: "raising a hard limit needs CAP_SYS_RESOURCE"})
         if self.oom_score_adj is not None:
-            _step("process.oomScoreAdj", _write, "/proc/self/oom_score_adj", str(self.oom_score_adj))
+            _step(f"process.oomScoreAdj {self.oom_score_adj}", _write, "/proc/self/oom_score_adj",
+                  str(self.oom_score_adj),
+                  hint={errno.EACCES: "a value below the runtime's own needs CAP_SYS_RESOURCE"})
         if self.io_priority is not None:
             _step("process.ioPriority", proc_attrs.ioprio_set, *self.io_priority)
         if self.scheduler is not None:
@@ -223,15 +296,13 @@ class Confinement:
             _step("process.selinuxLabel", _write, "/proc/self/attr/exec", self.selinux)
 
     def _switch_user(self):
-        if self.caps is not None:
-            # Keep the permitted set across the uid change; capset then
-            # sets exactly what the spec asks for.
-            prctl.set_keepcaps(1)
+        # Keep the permitted set across the uid change; capset then sets
+        # exactly what the spec asks for.
+        prctl.set_keepcaps(1)
         _step("process.user.additionalGids", os.setgroups, self.groups)
         _step("process.user.gid", os.setresgid, self.gid, self.gid, self.gid)
         _step("process.user.uid", os.setresuid, self.uid, self.uid, self.uid)
-        if self.caps is not None:
-            prctl.set_keepcaps(0)
+        prctl.set_keepcaps(0)
 
     def _load_seccomp(self):
         return _step("linux.seccomp", self.seccomp.load)
@@ -246,17 +317,30 @@ def _scheduler(sched):
             "deadline": sched.get("deadline", 0), "period": sched.get("period", 0)}
 
 
-def _rlim(value):
-    # The spec's uint64 maximum is RLIM_INFINITY.
-    return resource.RLIM_INFINITY if value >= (1 << 64) - 1 else value
+PROC_SUPER_MAGIC = 0x9FA0
 
 
 def _write(path, text):
-    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    """Write a /proc/self file, refusing one that is not on procfs: the
+    image may make /proc a symlink into a volume (CVE-2019-16884), where
+    the setting would be written to a plain file and silently not apply.
+    O_NONBLOCK: a FIFO planted there fails instead of blocking."""
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
     try:
+        if _fs_type(fd) != PROC_SUPER_MAGIC:
+            raise OSError(errno.EXDEV, "not on procfs: the container's /proc is not a proc mount", path)
         os.write(fd, text.encode())
     finally:
         os.close(fd)
+
+
+def _fs_type(fd):
+    """f_type of fstatfs(2): the first field of struct statfs."""
+    import ctypes
+    from runsc_py.linux.libc import check, libc
+    buf = ctypes.create_string_buffer(256)  # larger than struct statfs on every arch
+    check(libc.fstatfs(fd, buf))
+    return ctypes.c_long.from_buffer(buf).value
 
 
 def _apparmor_exec(profile):
@@ -273,11 +357,14 @@ class StepFailed(Exception):
     text engines match ("operation not permitted", "permission denied")."""
 
 
-def _step(what, fn, *args, **kwargs):
+def _step(what, fn, *args, hint=None, **kwargs):
+    """fn(*args, **kwargs); an OSError becomes StepFailed naming `what`,
+    with the `hint` for its errno if there is one."""
     try:
         return fn(*args, **kwargs)
     except OSError as e:
-        raise StepFailed(f"{what}: {(e.strerror or str(e)).lower()}") from None
+        reason = (hint or {}).get(e.errno)
+        raise StepFailed(f"{what}: {(e.strerror or str(e)).lower()}" + (f" ({reason})" if reason else "")) from None
 
 
 def prepare(process, linux):

@@ -57,7 +57,7 @@ class Sandbox:
         spec = self.spec
         linux = spec.linux
         try:
-            rootfs.set_root_propagation(linux.rootfs_propagation)
+            rootfs.isolate_from_host(tree, binds, spec.mounts, devices.values())
             rootfs.attach_root(tree)
             rootfs.mount_all(tree, spec.mounts, binds, self.launch.cgroup_layout)
             if spec.process is not None:
@@ -75,6 +75,8 @@ class Sandbox:
             rootfs.write_sysctls(linux.sysctl)
             rootfs.mask_paths(root_fd, linux.masked_paths)
             rootfs.readonly_paths(root_fd, linux.readonly_paths)
+            # Last of the mounts: an unbindable root could not be bound from.
+            rootfs.set_root_propagation(linux.rootfs_propagation)
             if spec.hostname is not None:
                 socket.sethostname(spec.hostname)
             if spec.domainname is not None:

@@ -1,9 +1,10 @@
 """Assembling the container's root inside the sandbox's mount namespace.
 
 Order, and why:
-1. The rootfs tree (a detached copy the gofer made) is attached over the
-   rootfs directory (our cwd, carried into the new mount namespace by
-   unshare), without naming any host path.
+1. This mount namespace and the gofer's trees are cut off from the host's
+   mount propagation (isolate_from_host). The rootfs tree (a detached copy
+   the gofer made) is attached over the rootfs directory (our cwd, carried
+   into the new mount namespace by unshare), without naming any host path.
 2. Every mount of config.json is attached, in order, at a destination
    resolved with openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS) from the
    tree's fd, which acts as "/" for the resolution: symlinks and `..` in
@@ -14,7 +15,8 @@ Order, and why:
    container's namespaces.
 3. prestart/createRuntime/createContainer hooks run here: "after the
    environment is built, before pivot_root" (runtime-spec config.md).
-4. pivot_root: the host's file system leaves this mount namespace.
+4. pivot_root: the host's file system leaves this mount namespace; then
+   linux.rootfsPropagation applies to the new "/".
 5. /dev entries, masked and read-only paths, sysctls, then
    `root.readonly`, all with plain paths that can only reach the container.
 """
@@ -43,13 +45,39 @@ class MountFailure(Exception):
     """A mount step failed: the message names the mount."""
 
 
+def isolate_from_host(tree_fd, bind_fds, mounts, device_fds):
+    """Before anything is attached: no mount made in this mount namespace
+    may reach the host's.
+
+    This namespace's copy of the host's mounts becomes a slave tree (host
+    mount events still arrive, ours never leave: runc's default rslave),
+    and so does each tree the gofer cloned: a clone of a shared mount (a
+    systemd host's "/" is shared) is a peer of its source, so a mount made
+    inside it would appear on the host too, and pivot_root refuses a shared
+    root. Bind mounts whose options ask for shared propagation keep it:
+    that is how a container's mounts reach the host on purpose (Kubernetes'
+    Bidirectional mount propagation)."""
+    m.mount(None, "/", None, m.MS_SLAVE | m.MS_REC)
+    fds = [tree_fd, *device_fds]
+    for index, fd in bind_fds.items():
+        options = parse_options(mounts[index].options, mounts[index].type)
+        if not any(flag == m.MS_SHARED for flag, _recursive in options.propagation):
+            fds.append(fd)
+    for fd in fds:
+        m.mount_setattr(fd, "", m.AT_EMPTY_PATH | m.AT_RECURSIVE, propagation=m.MS_SLAVE)
+
+
 def set_root_propagation(propagation):
-    """runtime-spec linux.rootfsPropagation; runc's default is rslave: mount
-    events of the host still reach the container, the container's never
-    reach the host."""
-    name = propagation or "rslave"
-    recursive = name.startswith("r") and name[1:] in _PROPAGATION
-    flag = _PROPAGATION[name[1:] if recursive else name]
+    """runtime-spec linux.rootfsPropagation, applied to the container's "/"
+    once its mounts are made, after pivot_root (before it, a shared root
+    would make pivot_root fail and our mounts reach the host; an unbindable
+    one would refuse the binds of masked paths). Unset, nothing changes:
+    the root stays the slave (or private) mount isolate_from_host made it,
+    as with runc, which applies the value only when config.json gives one."""
+    if not propagation:
+        return
+    recursive = propagation.startswith("r") and propagation[1:] in _PROPAGATION
+    flag = _PROPAGATION[propagation[1:] if recursive else propagation]
     m.mount(None, "/", None, flag | (m.MS_REC if recursive else 0))
 
 
@@ -252,10 +280,22 @@ def mount_all(root_fd, mounts, bind_fds, cgroup_layout):
                                f"{(e.strerror or str(e)).lower()}") from None
 
 
+def device_sources(spec):
+    """Host device nodes the gofer opens for the sandbox to bind: in a user
+    namespace mknod(2) of a device is refused, so (as runc does) the
+    default devices and linux.devices are bind mounts of the host's nodes
+    at the same paths. A FIFO is made in place even there."""
+    if not any(n.type == "user" for n in spec.linux.namespaces):
+        return []
+    paths = [f"/dev/{name}" for name, _major, _minor in DEFAULT_DEVICES]
+    return paths + [d.path for d in spec.linux.devices if d.type != "p" and d.path not in paths]
+
+
 def make_devices(devices, bind_device_fds, can_mknod):
     """Default devices (runtime-spec config-linux.md "Default Devices"), then
     linux.devices, then the /dev symlinks. Runs after pivot_root: plain paths
-    resolve inside the container."""
+    resolve inside the container. `bind_device_fds`: the gofer's trees of
+    host device nodes (device_sources), used when `can_mknod` is false."""
     old = os.umask(0)
     try:
         for name, major, minor in DEFAULT_DEVICES:
@@ -263,9 +303,14 @@ def make_devices(devices, bind_device_fds, can_mknod):
                          bind_device_fds.get(f"/dev/{name}"), can_mknod)
         for dev in devices:
             kind = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}[dev.type]
+            # runtime-spec: fileMode "is the file mode of the device file"; runc defaults it to 0666.
             mode = dev.file_mode if dev.file_mode is not None else 0o666
-            _make_device(dev.path, kind | (mode & 0o7777), dev.major or 0, dev.minor or 0,
-                         dev.uid or 0, dev.gid or 0, None, can_mknod)
+            try:
+                _make_device(dev.path, kind | (mode & 0o7777), dev.major or 0, dev.minor or 0,
+                             dev.uid or 0, dev.gid or 0, bind_device_fds.get(dev.path),
+                             can_mknod or kind == stat.S_IFIFO)
+            except OSError as e:
+                raise MountFailure(f"linux.devices {dev.path}: {(e.strerror or str(e)).lower()}") from None
     finally:
         os.umask(old)
     for name, target in DEV_LINKS:
@@ -290,6 +335,8 @@ def _make_device(path, mode, major, minor, uid, gid, bind_fd, can_mknod):
             m.move_mount(bind_fd, "", target, "", m.MOVE_MOUNT_F_EMPTY_PATH | m.MOVE_MOUNT_T_EMPTY_PATH)
         finally:
             os.close(target)
+    else:
+        raise OSError(errno.EPERM, "no host device to bind in a user namespace", path)
 
 
 def _symlink(target, path, replace=False):

@@ -10,7 +10,10 @@ spec is silent:
 - a rule whose action equals the default action is skipped (libseccomp
   refuses it, and it changes nothing);
 - syscall names this kernel/libseccomp does not know are skipped;
-- `errnoRet` defaults to EPERM for SCMP_ACT_ERRNO and SCMP_ACT_TRACE;
+- `errnoRet` defaults to EPERM for SCMP_ACT_ERRNO and SCMP_ACT_TRACE; with
+  another action it is an error (the spec: "When the action doesn't
+  support an errno, the runtime MUST print and error and fail"), as is an
+  errno the kernel cannot return (above MAX_ERRNO, 4095);
 - argument conditions on distinct indexes are ANDed in one rule; when an
   index repeats, each condition becomes a rule of its own (ORed), because
   libseccomp cannot AND two conditions on one argument;
@@ -44,6 +47,8 @@ FLAG_ATTRS = {"SECCOMP_FILTER_FLAG_TSYNC": 4, "SECCOMP_FILTER_FLAG_LOG": 6,
               "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 7}
 
 _NR_SCMP_ERROR = -1
+_MAX_ERRNO = 4095      # include/linux/err.h: the kernel clamps SECCOMP_RET_ERRNO data to it
+_MAX_TRACE_DATA = 0xFFFF  # SECCOMP_RET_DATA, what the tracer receives
 _OPS = {"SCMP_CMP_NE": 1, "SCMP_CMP_LT": 2, "SCMP_CMP_LE": 3, "SCMP_CMP_EQ": 4, "SCMP_CMP_GE": 5,
         "SCMP_CMP_GT": 6, "SCMP_CMP_MASKED_EQ": 7}
 
@@ -65,8 +70,15 @@ def preload():
         pass
 
 
-def action(sc, name, errno_ret):
-    """The libseccomp action value of an SCMP_ACT_* name."""
+def action(sc, name, errno_ret, where="linux.seccomp.defaultErrnoRet"):
+    """The libseccomp action value of an SCMP_ACT_* name; `where` names the
+    errno field in errors."""
+    limit = {"SCMP_ACT_ERRNO": _MAX_ERRNO, "SCMP_ACT_TRACE": _MAX_TRACE_DATA}.get(name)
+    if errno_ret is not None:
+        if limit is None:
+            raise Failure(f"{where}: {name} takes no errno")
+        if errno_ret > limit:
+            raise Failure(f"{where}: {errno_ret} is out of range for {name} (at most {limit})")
     if name == "SCMP_ACT_ERRNO":
         return sc.ERRNO(errno.EPERM if errno_ret is None else errno_ret)
     if name == "SCMP_ACT_TRACE":
@@ -77,14 +89,30 @@ def action(sc, name, errno_ret):
 
 
 def supported_arches():
-    """The SCMP_ARCH_* names this host's libseccomp can add to a filter."""
+    """The SCMP_ARCH_* names this host's libseccomp can add to a filter
+    (which always holds the native architecture: libseccomp refuses one of
+    the other byte order). Each is probed on a filter of its own."""
     sc = _lib()
-    probe = sc.SyscallFilter(sc.ALLOW)
     out = []
     for name, arch in ARCHES.items():
+        probe = sc.SyscallFilter(sc.ALLOW)
         try:
             if not probe.exist_arch(arch):
                 probe.add_arch(arch)
+            out.append(name)
+        except OSError:
+            continue
+    return out
+
+
+def supported_flags():
+    """The SECCOMP_FILTER_FLAG_* names this host's libseccomp and kernel
+    can set (libseccomp refuses an attribute the kernel lacks)."""
+    sc = _lib()
+    out = []
+    for name, attr in FLAG_ATTRS.items():
+        try:
+            sc.SyscallFilter(sc.ALLOW).set_attr(attr, 1)
             out.append(name)
         except OSError:
             continue
@@ -123,7 +151,7 @@ def build(profile: dict) -> Filter:
         _set_flags(context, profile.get("flags") or ())
         wants_listener = False
         for index, rule in enumerate(profile.get("syscalls") or ()):
-            act = action(sc, rule["action"], rule.get("errnoRet"))
+            act = action(sc, rule["action"], rule.get("errnoRet"), f"linux.seccomp.syscalls[{index}].errnoRet")
             if act == default:
                 continue
             wants_listener |= rule["action"] == "SCMP_ACT_NOTIFY"
@@ -167,5 +195,6 @@ def _add_rule(sc, context, act, name, args, index):
         try:
             context.add_rule(act, number, *group)
         except OSError as e:
-            raise Failure(f"linux.seccomp.syscalls[{index}] ({name}): "
-                          f"{(e.strerror or str(e)).lower()}") from None
+            why = ("another rule gives it a different action for the same arguments" if e.errno == errno.EEXIST
+                   else (e.strerror or str(e)).lower())
+            raise Failure(f"linux.seccomp.syscalls[{index}] ({name}): {why}") from None

@@ -80,11 +80,15 @@ def close_extra_fds(preserve_fds, keep):
 
 def spawn(process, confinement, *, preserve_fds=0, terminal_slave=None, before_exec=None):
     """Fork the process and return (pid, error text or None, seccomp
-    listener fd or None) once it has exec'd or failed to. The child never
-    returns.
+    listener fd or None) once it has exec'd or failed to, or as soon as it
+    sends the seccomp listener fd. The child never returns.
 
     The two talk over a close-on-exec socket pair: the child sends the
-    listener fd (SCMP_ACT_NOTIFY) or an error; EOF means the exec happened."""
+    listener fd (SCMP_ACT_NOTIFY) or an error; EOF means the exec happened.
+    The listener comes once the filter is loaded, the last step before
+    execve: a notified system call on the way (execve itself) waits for the
+    agent, which must get the fd first; an exec failure after it is the
+    process's exit status."""
     ours, theirs = unix.pair()
     pid = os.fork()
     if pid == 0:
@@ -101,6 +105,7 @@ def spawn(process, confinement, *, preserve_fds=0, terminal_slave=None, before_e
                 error = msg["error"]
             if msg.get("seccompListener") and fds:
                 listener = fds[0]
+                break
     return pid, error, listener
 
 

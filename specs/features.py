@@ -24,10 +24,10 @@ def mount_options():
 def features() -> dict:
     from sandbox import confine, seccomp
     try:
-        arches = seccomp.supported_arches()
+        arches, flags = seccomp.supported_arches(), seccomp.supported_flags()
         seccomp_enabled = True
     except Exception:  # no libseccomp on this host: seccomp configs are refused
-        arches, seccomp_enabled = [], False
+        arches, flags, seccomp_enabled = [], [], False
     return {
         "ociVersionMin": OCI_VERSION_MIN,
         "ociVersionMax": OCI_VERSION_MAX,
@@ -43,7 +43,7 @@ def features() -> dict:
                 "operators": list(SECCOMP_OPS),
                 "archs": arches,
                 "knownFlags": list(seccomp.KNOWN_FLAGS),
-                "supportedFlags": list(seccomp.FLAG_ATTRS),
+                "supportedFlags": flags,
             },
             "apparmor": {"enabled": confine.apparmor_enabled()},
             "selinux": {"enabled": confine.selinux_enabled()},

@@ -185,7 +185,8 @@ def _fork_gofer(spec, bundle, sf, gofer_end, commit_end, others):
         for sock in others:
             sock.close()
         from gofer import main as gofer
-        gofer.run(sf.cid, spec, bundle, gofer_end, commit_end, sf.path("exit"))
+        from sandbox.rootfs import device_sources
+        gofer.run(sf.cid, spec, bundle, gofer_end, commit_end, sf.path("exit"), device_sources(spec))
     return pid
 
 

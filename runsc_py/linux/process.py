@@ -1,7 +1,8 @@
 """Process attributes the os module and python-prctl do not reach: the
 exact capability sets (capset(2), including capabilities newer than
-python-prctl's headers), ambient capabilities, I/O priority, scheduling
-attributes and the execution domain (personality)."""
+python-prctl's headers), ambient capabilities, resource limits with their
+errno, I/O priority, scheduling attributes and the execution domain
+(personality); and the caller's own capability sets."""
 
 import ctypes
 
@@ -36,6 +37,20 @@ def capset(effective: int, permitted: int, inheritable: int):
     syscall("capset", ctypes.byref(header), data, path="capset")
 
 
+def own_capabilities() -> dict:
+    """The calling process's capability sets as bit masks, by the names
+    /proc/PID/status gives them ("CapPrm" -> "permitted", ...)."""
+    names = {"CapInh": "inheritable", "CapPrm": "permitted", "CapEff": "effective", "CapBnd": "bounding",
+             "CapAmb": "ambient"}
+    sets = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key in names:
+                sets[names[key]] = int(value, 16)
+    return sets
+
+
 def _prctl(option, a2=0, a3=0, a4=0, a5=0, what=None):
     libc.prctl.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong)
     check(libc.prctl(option, a2, a3, a4, a5), what)
@@ -47,6 +62,18 @@ def ambient_clear():
 
 def ambient_raise(cap: int):
     _prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, what=f"ambient capability {cap}")
+
+
+class _Rlimit(ctypes.Structure):
+    _fields_ = [("cur", ctypes.c_uint64), ("max", ctypes.c_uint64)]
+
+
+def setrlimit(resource: int, soft: int, hard: int):
+    """setrlimit(2) raising OSError with its errno (the resource module
+    turns EPERM into a ValueError that no longer says which errno it was).
+    RLIM_INFINITY is 2**64-1."""
+    libc.setrlimit.argtypes = (ctypes.c_int, ctypes.POINTER(_Rlimit))
+    check(libc.setrlimit(resource, ctypes.byref(_Rlimit(soft, hard))), "setrlimit")
 
 
 def ioprio_set(io_class: int, level: int):
