@@ -15,6 +15,7 @@ container (gVisor #601 semantics).
 
 import os
 
+from runsc_py import jsonio
 from runsc_py.linux import mount as m
 from runsc_py.linux import unix
 from runsc_py.linux.fs import close_all_except
@@ -139,6 +140,5 @@ def serve(sandbox_sock, exit_path):
         if msg is None:
             return
         if "exitStatus" in msg:
-            import json
-            atomic_write(exit_path, json.dumps({"exitStatus": msg["exitStatus"]}).encode())
+            atomic_write(exit_path, jsonio.dumps({"exitStatus": msg["exitStatus"]}).encode())
             unix.send(sandbox_sock, {"ok": True})

@@ -6,9 +6,9 @@ and its own stdio (raw mode while stdin is a terminal)."""
 
 import os
 import select
-import signal
-import socket
 import tempfile
+
+from .linux import signals, unix
 
 
 class ConsoleProxy:
@@ -26,7 +26,7 @@ class ConsoleProxy:
     def path(self):
         if self.dir is None:
             self.dir = tempfile.mkdtemp(prefix="runsc-py-console-")
-            self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.listener = unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM)
             self.listener.bind(os.path.join(self.dir, "console.sock"))
             self.listener.listen(1)
         return os.path.join(self.dir, "console.sock")
@@ -40,7 +40,7 @@ class ConsoleProxy:
         self.listener.settimeout(timeout)
         conn, _ = self.listener.accept()
         with conn:
-            _msg, fds, _flags, _addr = socket.recv_fds(conn, 4096, 1)
+            _msg, fds = unix.recv_bytes(conn, 4096)
         self.close_listener()
         if not fds:
             raise OSError("no terminal received on the console socket")
@@ -71,7 +71,7 @@ class ConsoleProxy:
             import termios
             self.saved_tty = termios.tcgetattr(0)
             tty.setraw(0)
-        signal.signal(signal.SIGWINCH, lambda *_: self._sync_size())
+        signals.signal(signals.SIGWINCH, lambda *_: self._sync_size())
         poller = select.poll()
         poller.register(self.master, select.POLLIN)
         poller.register(done_fd, select.POLLIN)

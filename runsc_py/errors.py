@@ -11,10 +11,11 @@ runtime. The `logging` module is not used: it costs several milliseconds of
 import on a path that runs for every CLI call.
 """
 
-import json
 import os
 import sys
 import time
+
+from . import jsonio
 
 
 class Failure(Exception):
@@ -73,9 +74,9 @@ class Log:
         if not self.path:
             return
         if self.fmt == "json":
-            line = json.dumps({"level": level, "msg": msg, "time": _rfc3339_now()})
+            line = jsonio.dumps({"level": level, "msg": msg, "time": _rfc3339_now()})
         else:
-            line = f'time="{_rfc3339_now()}" level={level} msg={json.dumps(msg)}'
+            line = f'time="{_rfc3339_now()}" level={level} msg={jsonio.dumps(msg)}'
         try:
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError:
@@ -105,8 +106,18 @@ def configure_log(path, fmt, debug):
     log.debug_enabled = debug
 
 
+# C0 control characters and DEL, escaped: a key or path from the user's
+# input must neither split the one line nor drive the terminal.
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7f)} | {0x0a: "\\n", 0x0d: "\\r", 0x09: "\\t"}
+
+
+def one_line(msg: str) -> str:
+    return msg.translate(_CONTROL)
+
+
 def report(msg: str):
     """The one line a failed command leaves: stderr and the log."""
+    msg = one_line(msg)
     log.error(msg)
     try:
         sys.stderr.write(f"runsc-py: {msg}\n")

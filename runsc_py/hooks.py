@@ -7,15 +7,17 @@ namespace"); `args` has execv's argv semantics (argv[0] included); `env`
 is the whole environment; `timeout` is in seconds; the hook gets "the state
 of the container" on stdin.
 
-Only os, select and signal are used: the sandbox runs startContainer hooks
-after pivot_root, where no further module can be imported.
+Only os, select, runsc_py.jsonio and runsc_py.linux.signals are used, all loaded by the
+sandbox before pivot_root: it runs startContainer hooks after it, where no
+further module can be imported.
 """
 
-import json
 import os
 import select
-import signal
 import time
+
+from . import jsonio
+from .linux import signals
 
 
 class HookFailure(Exception):
@@ -60,7 +62,7 @@ def _spawn(hook, stdin_data):
 def run_hook(kind, index, hook, state: dict):
     """Run one hook to completion; HookFailure naming it otherwise."""
     name = f"{kind}[{index}] {hook.path}"
-    pid, out_r = _spawn(hook, json.dumps(state).encode())
+    pid, out_r = _spawn(hook, jsonio.dumps(state).encode())
     pidfd = os.pidfd_open(pid)
     output = bytearray()
     deadline = None if hook.timeout is None else time.monotonic() + hook.timeout
@@ -73,7 +75,7 @@ def run_hook(kind, index, hook, state: dict):
             left = None if deadline is None else max(0, int((deadline - time.monotonic()) * 1000))
             events = poller.poll(left)
             if not events:
-                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+                signals.pidfd_send_signal(pidfd, signals.SIGKILL)
                 os.waitpid(pid, 0)
                 raise HookFailure(f"{name}: timeout executing hook (after {hook.timeout}s)")
             for fd, _ in events:
@@ -129,3 +131,14 @@ def hooks_of(spec_raw: dict):
                                    env=tuple(h.get("env") or ()), timeout=h.get("timeout"))
                               for h in raw.get(key) or ())
     return Hooks(**kwargs)
+
+
+def kinds_present(hooks) -> list:
+    """The hook kinds a spec has (kept in the record: start and delete then
+    read and parse the spec snapshot only when there is a hook to run)."""
+    return [kind for kind, field in _KINDS.items() if getattr(hooks, field)]
+
+
+def may_have(record, kind) -> bool:
+    kinds = record.get("hookKinds")
+    return kinds is None or kind in kinds  # a record without the list: look in the spec

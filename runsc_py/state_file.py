@@ -9,6 +9,8 @@ Files, flat in the root, all named `<cid>_sandbox:<sid>.<kind>`:
     .exit    the workload's exit status, written by the gofer when the sandbox
              reports it, without the lock (a destroyer may hold the lock while
              waiting for the sandbox to die)
+    .cgroup  the journal of the cgroups create made (runsc_py/cgroups), so a
+             destroyer finds them even if create died before the first record
     .sock    the sandbox's control socket (`sock-<hash>` when the name would
              not fit a unix socket address)
 
@@ -33,16 +35,21 @@ file + fsync + rename + fsync(dir), so readers see the old or the new record,
 never half. The lock is a plain `fcntl.flock`: the kernel drops it when its
 holder dies. (filelock's UnixFileLock is the same flock, but importing the
 filelock package costs ~27 ms per CLI call here, more than runc's whole
-`state`; the features used are these few lines.)
+`state`; the features used are these few lines. Tools that lock the
+`.lock` file with filelock's UnixFileLock and runsc-py exclude each other
+both ways: tests/unit/test_state_file.py proves it.)
+
+Names of ours that are not regular files (a symlink, directory or FIFO
+left by a damaged root) are reported as corrupt, never followed and never
+waited on; `delete --force` removes them.
 """
 
 import errno
 import fcntl
-import json
 import os
-import signal
 import stat  # already imported by os: free
 
+from . import jsonio
 from . import status as st
 from .errors import AlreadyExists, Corrupt, Failure, NotExist
 
@@ -97,6 +104,54 @@ def _unlink(path):
         return True
     except FileNotFoundError:
         return False
+
+
+def _remove(path):
+    """Remove a file of the container, or an empty directory found in its
+    place (a damaged root); True if something was removed."""
+    try:
+        return _unlink(path)
+    except IsADirectoryError:
+        os.rmdir(path)
+        return True
+
+
+class _Unreadable(Exception):
+    """A name of ours that is a symlink, directory, FIFO or device, or a
+    file too large to be ours."""
+
+
+def _read_regular(path, limit):
+    """The content of the regular file at `path` (at most `limit` bytes),
+    never following a symlink and never blocking: O_NONBLOCK, so a FIFO in
+    the root cannot hang `list` or `state` (a plain open of a FIFO waits
+    for a writer). One fstat and, for our small files, one read."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise _Unreadable(f"{path} is a symbolic link") from None
+        raise
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise _Unreadable(f"{path} is not a regular file")
+        if info.st_size > limit:
+            raise _Unreadable(f"{path} is larger than {limit >> 20} MiB")
+        chunks = []
+        want = info.st_size + 1  # one more: a short read is the end of the file
+        while want > 0:
+            chunk = os.read(fd, want)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            want -= len(chunk)
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    if len(data) > limit:
+        raise _Unreadable(f"{path} is larger than {limit >> 20} MiB")
+    return data
 
 
 def write_error(root: str, err: OSError) -> Failure:
@@ -199,6 +254,7 @@ class StateFile:
         # timer whose handler raises out of the interrupted flock.
         def expired(_sig, _frame):
             raise TimeoutError
+        import signal  # only when contended: it costs ~3 ms (enum) on every call otherwise
         old = signal.signal(signal.SIGALRM, expired)
         signal.setitimer(signal.ITIMER_REAL, timeout)
         try:
@@ -220,7 +276,12 @@ class StateFile:
             except OSError as e:
                 if e.errno == errno.ELOOP:
                     raise Corrupt(self.cid, f"{path} is a symbolic link") from None
+                if e.errno == errno.EISDIR:
+                    raise Corrupt(self.cid, f"{path} is not a regular file") from None
                 raise write_error(self.root, e) from None
+            if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO or device where the lock file belongs
+                os.close(fd)
+                raise Corrupt(self.cid, f"{path} is not a regular file")
             try:
                 self._flock(fd, blocking, timeout)
             except BaseException:
@@ -248,8 +309,43 @@ class StateFile:
 
     def lock_for_destroy(self, timeout=LOCK_TIMEOUT):
         """Lock even a container whose record was never written (a create
-        that was killed before its first save leaves only the lock file)."""
-        self._acquire(create=False, timeout=timeout)
+        that was killed before its first save leaves only the lock file),
+        and one whose lock file is damaged: missing beside a record, or a
+        symlink, directory or FIFO in its place is replaced, so that
+        `delete --force` can always clear the container."""
+        lock, state = self.path("lock"), self.path("state")
+        while True:
+            if not os.path.lexists(lock) and os.path.lexists(state):
+                # Destroyers remove `.state` before `.lock`, so a record
+                # without its lock file was damaged by something else.
+                if self._try_create_lock():
+                    return
+                continue
+            try:
+                self._acquire(create=False, timeout=timeout)
+                return
+            except Corrupt:
+                try:
+                    _remove(lock)
+                except OSError as e:
+                    raise write_error(self.root, e) from None
+
+    def _try_create_lock(self):
+        """Make and lock a fresh lock file; False if another process made one first."""
+        path = self.path("lock")
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        except FileExistsError:
+            return False
+        except OSError as e:
+            raise write_error(self.root, e) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._lock_fd = fd
+        return True
 
     def try_lock(self) -> bool:
         try:
@@ -283,25 +379,14 @@ class StateFile:
 
     # -- reading (never locks) ---------------------------------------------
     def read_raw(self) -> dict:
-        path = self.path("state")
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+            data = _read_regular(self.path("state"), MAX_RECORD)
         except FileNotFoundError:
             raise NotExist(self.cid) from None
-        except OSError as e:
-            if e.errno == errno.ELOOP:
-                raise Corrupt(self.cid, f"{path} is a symbolic link") from None
-            raise
+        except _Unreadable as e:
+            raise Corrupt(self.cid, str(e)) from None
         try:
-            if not _is_regular(fd):
-                raise Corrupt(self.cid, f"{path} is not a regular file")
-            data = os.read(fd, MAX_RECORD + 1)
-        finally:
-            os.close(fd)
-        if len(data) > MAX_RECORD:
-            raise Corrupt(self.cid, "record is larger than 4 MiB")
-        try:
-            record = json.loads(data)
+            record = jsonio.loads(data)
         except ValueError as e:
             raise Corrupt(self.cid, f"invalid JSON: {e}") from None
         if not isinstance(record, dict):
@@ -341,15 +426,19 @@ class StateFile:
                 self.unlock()
 
     def read_spec(self) -> dict:
-        with open(self.path("spec"), "rb") as f:
-            return json.loads(f.read())
+        """The spec snapshot; OSError if it is missing or not a regular
+        file, ValueError if it is not JSON."""
+        path = self.path("spec")
+        try:
+            return jsonio.loads(_read_regular(path, MAX_SPEC))
+        except _Unreadable as e:
+            raise OSError(errno.EINVAL, str(e)) from None
 
     def read_exit(self):
         """The exit status the gofer recorded, or None."""
         try:
-            with open(self.path("exit"), "rb") as f:
-                return json.loads(f.read())["exitStatus"]
-        except (FileNotFoundError, ValueError, KeyError, TypeError):
+            return jsonio.loads(_read_regular(self.path("exit"), 4096))["exitStatus"]
+        except (OSError, _Unreadable, ValueError, KeyError, TypeError):
             return None
 
     # -- writing (lock held) -------------------------------------------------
@@ -357,7 +446,7 @@ class StateFile:
         if not self.locked:
             raise AssertionError("save_locked without the lock")
         record["version"] = VERSION
-        self._write("state", json.dumps(record, separators=(",", ":")).encode())
+        self._write("state", jsonio.dumps(record).encode())
 
     def save_spec_locked(self, spec_json: bytes):
         if not self.locked:
@@ -376,12 +465,16 @@ class StateFile:
 
         Returns True if this call removed the record: that caller, and only
         that one, runs the poststop hooks."""
-        removed = _unlink(self.path("state"))
-        for kind in ("spec", "exit", "sock"):
-            _unlink(self.path(kind))
-        self._remove_strays()
-        _unlink(self.path("lock"))
-        self.unlock()
+        try:
+            removed = _remove(self.path("state"))
+            for kind in ("spec", "exit", "sock"):
+                _remove(self.path(kind))
+            self._remove_strays()
+            _remove(self.path("lock"))
+        except OSError as e:
+            raise write_error(self.root, e) from None
+        finally:
+            self.unlock()
         return removed
 
     def _remove_strays(self):
@@ -394,11 +487,6 @@ class StateFile:
                         _unlink(entry.path)
         except FileNotFoundError:
             pass
-
-
-def _is_regular(fd):
-    import stat
-    return stat.S_ISREG(os.fstat(fd).st_mode)
 
 
 _REQUIRED = {"id": str, "sandboxId": str, "bundle": str, "status": str}
@@ -422,7 +510,7 @@ def migrate(sf: StateFile, record: dict) -> dict:
     record = dict(record)
     spec = record.pop("spec", None)
     if spec is not None and sf.locked:
-        sf.save_spec_locked(json.dumps(spec).encode())
+        sf.save_spec_locked(jsonio.dumps(spec).encode())
     pid = record.pop("pid", None)
     start = record.pop("startTime", None)
     record.setdefault("sandbox", {"pid": pid, "startTime": start, "controlSocket": sf.path("sock"),

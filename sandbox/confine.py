@@ -281,7 +281,7 @@ class Confinement:
             _step(f"process.rlimits {name}", proc_attrs.setrlimit, number, soft, hard,
                   hint={errno.EPERM: "raising a hard limit needs CAP_SYS_RESOURCE"})
         if self.oom_score_adj is not None:
-            _step(f"process.oomScoreAdj {self.oom_score_adj}", _write, "/proc/self/oom_score_adj",
+            _step(f"process.oomScoreAdj {self.oom_score_adj}", write_proc_file, "/proc/self/oom_score_adj",
                   str(self.oom_score_adj),
                   hint={errno.EACCES: "a value below the runtime's own needs CAP_SYS_RESOURCE"})
         if self.io_priority is not None:
@@ -293,7 +293,7 @@ class Confinement:
         if self.apparmor:
             _step("process.apparmorProfile", _apparmor_exec, self.apparmor)
         if self.selinux:
-            _step("process.selinuxLabel", _write, "/proc/self/attr/exec", self.selinux)
+            _step("process.selinuxLabel", write_proc_file, "/proc/self/attr/exec", self.selinux)
 
     def _switch_user(self):
         # Keep the permitted set across the uid change; capset then sets
@@ -320,7 +320,7 @@ def _scheduler(sched):
 PROC_SUPER_MAGIC = 0x9FA0
 
 
-def _write(path, text):
+def write_proc_file(path, text):
     """Write a /proc/self file, refusing one that is not on procfs: the
     image may make /proc a symlink into a volume (CVE-2019-16884), where
     the setting would be written to a plain file and silently not apply.
@@ -346,7 +346,7 @@ def _fs_type(fd):
 def _apparmor_exec(profile):
     for path in ("/proc/self/attr/apparmor/exec", "/proc/self/attr/exec"):
         try:
-            return _write(path, f"exec {profile}")
+            return write_proc_file(path, f"exec {profile}")
         except FileNotFoundError:
             continue
     raise OSError(2, "no AppArmor exec attribute in /proc/self/attr")

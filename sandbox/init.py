@@ -16,16 +16,12 @@ Everything the sandbox will ever import is imported at the top of this
 module: after pivot_root the host's Python library is out of reach.
 """
 
-import array  # noqa: F401  (socket.send_fds needs it after pivot_root)
 import os
 import select
-import signal
-import socket
 
 from runsc_py.hooks import run_hooks
-from runsc_py.linux import fs
-from runsc_py.linux import tty
-from runsc_py.linux import unix
+from runsc_py.linux import fs, signals, tty, unix
+from runsc_py.linux.libc import check, libc
 
 from . import members
 from . import rootfs
@@ -35,7 +31,7 @@ NAME = "runsc-py-sandbox"
 
 # Signals whose default action ends a process: received before the workload
 # runs, they end the container (what runc's waiting init does).
-_IGNORED_BY_DEFAULT = {0, signal.SIGCHLD, signal.SIGCONT, signal.SIGURG, signal.SIGWINCH}
+_IGNORED_BY_DEFAULT = {0, signals.SIGCHLD, signals.SIGCONT, signals.SIGURG, signals.SIGWINCH}
 
 
 class Sandbox:
@@ -78,7 +74,7 @@ class Sandbox:
             # Last of the mounts: an unbindable root could not be bound from.
             rootfs.set_root_propagation(linux.rootfs_propagation)
             if spec.hostname is not None:
-                socket.sethostname(spec.hostname)
+                _set_hostname(spec.hostname)
             if spec.domainname is not None:
                 _set_domainname(spec.domainname)
             if spec.root.readonly:
@@ -133,10 +129,10 @@ class Sandbox:
     def install_signals(self):
         r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.wakeup_r = r
-        signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+        signals.set_wakeup_fd(w, warn_on_full_buffer=False)
         for sig in workload.CATCHABLE:
             try:
-                signal.signal(sig, _noop)
+                signals.signal(sig, _noop)
             except (OSError, ValueError):
                 pass
 
@@ -157,7 +153,7 @@ class Sandbox:
                     # The gofer went away: the container cannot keep running
                     # without its file system broker.
                     self.stop_all()
-                    os._exit(128 + signal.SIGKILL)
+                    os._exit(128 + signals.SIGKILL)
 
     def on_signals(self):
         try:
@@ -165,7 +161,7 @@ class Sandbox:
         except BlockingIOError:
             return
         for signum in data:
-            if signum == signal.SIGCHLD:
+            if signum == signals.SIGCHLD:
                 self.reap()
             else:
                 code = self.deliver(signum)
@@ -269,7 +265,7 @@ class Sandbox:
     def stop_all(self):
         if self.workload is not None:
             try:
-                os.kill(self.workload, signal.SIGKILL)
+                os.kill(self.workload, signals.SIGKILL)
             except ProcessLookupError:
                 pass
 
@@ -309,8 +305,12 @@ def _write_own_oom_score_adj(value):
         raise SandboxError(f"process.oomScoreAdj {value}: {(e.strerror or str(e)).lower()}") from None
 
 
+def _set_hostname(name):
+    data = name.encode()
+    check(libc.sethostname(data, len(data)))
+
+
 def _set_domainname(name):
-    from runsc_py.linux.libc import check, libc
     data = name.encode()
     check(libc.setdomainname(data, len(data)))
 

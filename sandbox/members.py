@@ -12,11 +12,10 @@ needed here was imported by the pod's `create` before pivot_root.
 """
 
 import fcntl
-import json
 import os
-import signal
-import socket
 
+from runsc_py import jsonio
+from runsc_py.linux import signals, unix
 from runsc_py.linux.fs import close_all_except
 from specs.config import parse_config
 
@@ -40,7 +39,7 @@ def spawn(msg, fds, conn):
 
 def _launch(msg, fds, conn):
     """Turn the request into the member's Launch, in the forked child."""
-    signal.set_wakeup_fd(-1)  # the pod sandbox's wakeup pipe is not ours
+    signals.set_wakeup_fd(-1)  # the pod sandbox's wakeup pipe is not ours
     gofer, control, stdio = fds[0], fds[1], fds[2:5]
     rest = fds[5:]
     console = rest.pop(0) if msg["console"] else None
@@ -55,12 +54,12 @@ def _launch(msg, fds, conn):
     ns_fds = [_high(fd, 3 + count) for fd in ns_fds]
     close_all_except(set(range(3 + count)) | {conn_fd, gofer, control} | set(ns_fds)
                      | ({console} if console is not None else set()))
-    spec = parse_config(json.dumps(msg["spec"]), msg["bundle"])
+    spec = parse_config(jsonio.dumps(msg["spec"]), msg["bundle"])
     own = spec.process.oom_score_adj
     return setup.Launch(
-        spec=spec, cid=msg["cid"], sync=socket.socket(fileno=conn_fd),
-        gofer=socket.socket(fileno=gofer), control=socket.socket(fileno=control),
-        console=socket.socket(fileno=console) if console is not None else None,
+        spec=spec, cid=msg["cid"], sync=unix.Socket(fileno=conn_fd),
+        gofer=unix.Socket(fileno=gofer), control=unix.Socket(fileno=control),
+        console=unix.Socket(fileno=console) if console is not None else None,
         preserve_fds=count, no_pivot=msg["noPivot"], cgroup_layout=msg["cgroupLayout"],
         confinement=confine.prepare(spec.process, spec.linux), member=True,
         ns_fds=dict(zip(msg["namespaces"], ns_fds)),

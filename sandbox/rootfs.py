@@ -29,6 +29,8 @@ from runsc_py.linux import fs
 from runsc_py.linux import mount as m
 from runsc_py.linux.mountopts import parse as parse_options
 
+from .confine import write_proc_file
+
 AT_FDCWD = -100
 IN_ROOT = fs.RESOLVE_IN_ROOT | fs.RESOLVE_NO_MAGICLINKS
 
@@ -141,11 +143,14 @@ def make_target(root_fd, path, is_dir, _links=0):
                 target = _clamp(base + link.split("/") + parts[i + 1:])
                 return make_target(root_fd, "/".join(target), is_dir, _links + 1)
             last = i == len(parts) - 1
-            if last and not is_dir:
-                os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW,
-                                 0o644, dir_fd=parent))
-            else:
-                os.mkdir(name, 0o755, dir_fd=parent)
+            try:
+                if last and not is_dir:
+                    os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW,
+                                     0o644, dir_fd=parent))
+                else:
+                    os.mkdir(name, 0o755, dir_fd=parent)
+            except FileExistsError:
+                pass  # another create sharing this rootfs made it meanwhile: resolved below
         finally:
             os.close(parent)
     return resolve(root_fd, path)
@@ -393,8 +398,9 @@ def write_sysctls(sysctl):
     for key, value in sysctl.items():
         path = "/proc/sys/" + key.replace(".", "/")
         try:
-            with open(path, "w") as f:
-                f.write(value)
+            # Never a plain open: with the image's /proc a symlink into a
+            # volume, the value would land in (and create) a plain file there.
+            write_proc_file(path, value)
         except OSError as e:
             raise MountFailure(f"linux.sysctl {key}: {(e.strerror or str(e)).lower()}") from None
 

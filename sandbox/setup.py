@@ -17,6 +17,11 @@ import os
 from runsc_py.linux import ns
 from runsc_py.linux import unix
 
+# Imported here, by create, not in the set-up child: once the child is in a
+# user namespace whose root is not the host's, the host's Python library
+# (under /root, mode 0700) may be out of its reach.
+from . import init
+
 
 class Launch:
     """Everything the set-up child and the sandbox need, prepared by the CLI."""
@@ -105,6 +110,14 @@ def _time_offsets(offsets):
         f.write("".join(lines))
 
 
+def _await_cgroup(launch):
+    """Wait until the CLI has put this process in the container's cgroup:
+    the cgroup namespace made below takes this process's cgroup as its root."""
+    msg, _ = unix.recv(launch.sync)
+    if not msg or not msg.get("go"):
+        raise SetupError("the runtime went away before the container's cgroup was joined")
+
+
 def _receive_trees(launch):
     msg, fds = unix.recv(launch.gofer)
     if msg is None:
@@ -119,6 +132,8 @@ def run(launch: Launch):
     """Body of the set-up child (never returns)."""
     try:
         os.setsid()
+        if not launch.member:
+            _await_cgroup(launch)
         rootfs_dir_fd = _receive_trees(launch)
         namespaces = launch.spec.linux.namespaces
         wanted = {n.type for n in namespaces if not n.path}
@@ -140,7 +155,6 @@ def run(launch: Launch):
         if "time" in wanted:
             _time_offsets(launch.spec.linux.time_offsets)
         if os.fork() == 0:
-            from . import init
             init.run(launch, new_pid_ns="pid" in wanted)
         os._exit(0)
     except SetupError as e:

@@ -6,13 +6,14 @@ Shared by the sandbox (the container's process, at `start`) and by `exec`
 import errno
 import fcntl
 import os
-import signal
 import termios
+import warnings  # noqa: F401  os.execvpe imports it (os.get_exec_path), after pivot_root
 
+from runsc_py.linux import signals
 from runsc_py.linux import unix
 from runsc_py.linux.fs import close_all_except
 
-CATCHABLE = [s for s in signal.valid_signals() if s not in (signal.SIGKILL, signal.SIGSTOP)]
+CATCHABLE = [s for s in signals.valid_signals() if s not in (signals.SIGKILL, signals.SIGSTOP)]
 
 
 def exec_error(arg0, err: OSError) -> str:
@@ -54,13 +55,13 @@ def env_dict(env):
 
 
 def reset_signals():
-    signal.set_wakeup_fd(-1)
+    signals.set_wakeup_fd(-1)
     for sig in CATCHABLE:
         try:
-            signal.signal(sig, signal.SIG_DFL)
+            signals.signal(sig, signals.SIG_DFL)
         except (OSError, ValueError):
             pass
-    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    signals.pthread_sigmask(signals.SIG_SETMASK, [])
 
 
 def set_controlling_terminal(slave_fd):

@@ -12,7 +12,7 @@ import copy
 import json
 import os
 
-OCI_VERSION = "1.2.1"
+from .state import OCI_VERSION
 
 _CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
 

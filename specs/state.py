@@ -10,7 +10,8 @@
 runc adds `rootfs`, `created` and `owner`; engines read them, so do we.
 """
 
-from .default import OCI_VERSION
+# The runtime-spec version this runtime writes (state, default config).
+OCI_VERSION = "1.2.1"
 
 
 def oci_state(cid, status, pid, bundle, annotations, oci_version=None, **extra) -> dict:

@@ -29,8 +29,11 @@ class _Fallback(Exception):
 
 
 def _command_module(name):
-    import importlib
-    return importlib.import_module(f"runsc_py.cli.{COMMANDS[name]}")
+    # __import__ rather than importlib.import_module: importing importlib
+    # (and warnings with it) costs more than the command module itself.
+    module = f"runsc_py.cli.{COMMANDS[name]}"
+    __import__(module)
+    return sys.modules[module]
 
 
 def _option_table(options):

@@ -10,7 +10,7 @@ ARGS = ()
 
 
 def run(g, format, quiet):
-    import json
+    from .. import jsonio
     import sys
     from ..container import Container
     from ..state_file import list_records
@@ -23,7 +23,7 @@ def run(g, format, quiet):
     if quiet:
         sys.stdout.write("".join(r["id"] + "\n" for r in rows))
     elif format == "json":
-        sys.stdout.write(json.dumps(rows) + "\n")
+        sys.stdout.write(jsonio.dumps(rows) + "\n")
     else:
         sys.stdout.write(_table(rows))
 

@@ -8,5 +8,5 @@ USES_CGROUPS = True
 
 
 def run(g, id):
-    from ._notyet import not_supported_yet
-    not_supported_yet("pause")
+    from ..container.pause import pause
+    pause(g.root, id)

@@ -9,7 +9,7 @@ ARGS = (Arg("id"), Arg("ps_args", required=False, variadic=True))
 
 
 def run(g, id, format, ps_args):
-    import json
+    from .. import jsonio
     import sys
     from ..container import load
     from ..container.processes import container_pids
@@ -19,7 +19,7 @@ def run(g, id, format, ps_args):
         raise NotRunning(id)
     pids = sorted(container_pids(container))
     if format == "json":
-        sys.stdout.write(json.dumps(pids) + "\n")
+        sys.stdout.write(jsonio.dumps(pids) + "\n")
         return
     from ..container.processes import ps_table
     sys.stdout.write(ps_table(pids, list(ps_args) or ["-ef"]))

@@ -7,13 +7,13 @@ ARGS = (Arg("id"),)
 
 
 def run(g, id):
-    import json
     import sys
+    from .. import jsonio
     from ..container import load
     container = load(g.root, id)
     if container.stale:
         _persist_stopped(container)
-    sys.stdout.write(json.dumps(container.oci_state(), indent=2) + "\n")
+    sys.stdout.write(jsonio.dumps_indented(container.oci_state()) + "\n")
 
 
 def _persist_stopped(container):

@@ -7,8 +7,8 @@ ARGS = (Arg("id"),)
 
 
 def run(g, id):
-    import json
+    from .. import jsonio
     import sys
     from ..container.wait import wait
     status = wait(g.root, id)
-    sys.stdout.write(json.dumps({"id": id, "exitStatus": status}) + "\n")
+    sys.stdout.write(jsonio.dumps({"id": id, "exitStatus": status}) + "\n")

@@ -3,6 +3,7 @@ start, kill, destroy, wait, ...) over the StateFile. This module holds what
 they share: loading a container and deciding whether it still lives."""
 
 from .. import status as st
+from ..errors import Failure
 from ..linux.proc import is_alive
 from ..state_file import StateFile
 
@@ -44,9 +45,15 @@ class Container:
             self.stale = False
 
     def persist_if_stale(self):
-        """Write a status found out by liveness (lock held)."""
+        """Write a status found out by liveness (lock held). Best effort: the
+        status follows from liveness anyway, so a root that cannot be written
+        (read-only, full) loses only this cache, and the caller still says
+        what engines match ("container not running")."""
         if self.stale:
-            self.sf.save_locked(self.record)
+            try:
+                self.sf.save_locked(self.record)
+            except Failure:
+                return
             self.stale = False
 
     def set_status(self, new):

@@ -11,14 +11,13 @@ end of a socket to it and exit on EOF), so a create killed at any point
 leaves no process behind; `delete --force` removes whatever files remain.
 """
 
-import json
 import os
-import signal
 import time
 
+from .. import jsonio
 from .. import status as st
 from ..errors import Failure, os_error_text
-from ..linux import proc, unix
+from ..linux import proc, signals, unix
 from ..state_file import StateFile, atomic_write, validate_id
 from . import faults
 
@@ -55,20 +54,22 @@ def check_supported(spec):
 def cgroup_layout():
     """The host's cgroup hierarchies under /sys/fs/cgroup, for the `cgroup`
     mount type: [[name, fstype, super options]]."""
-    layout = []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            left, _, right = line.partition(" - ")
-            fields = left.split()
-            fstype, _source, options = right.split()[:3]
-            mountpoint = fields[4]
-            if fstype not in ("cgroup", "cgroup2") or not (mountpoint == "/sys/fs/cgroup"
-                                                          or mountpoint.startswith("/sys/fs/cgroup/")):
-                continue
-            name = mountpoint[len("/sys/fs/cgroup/"):]
-            opts = [o for o in options.split(",") if o not in ("rw", "ro")]
-            layout.append([name, fstype, opts])
-    return layout
+    from .. import cgroups
+    return cgroups.current_host().layout()
+
+
+def _enter_cgroup(launched, cgroup):
+    """The gofer and the set-up child join the container's cgroup, then the
+    set-up child may go on: the cgroup namespace it makes has the cgroup
+    of its maker as root, so the container sees its own cgroup as "/".
+    A pod member's set-up child is forked inside the pod's sandbox: its
+    sandbox process joins when it reports itself (`_await_ready`)."""
+    launched.cgroup = cgroup
+    if cgroup is not None:
+        cgroup.enter([pid for pid in (launched.gofer_pid, launched.setup_pid) if pid])
+        launched.join_on_start = launched.setup_pid is None
+    if launched.setup_pid:
+        unix.send(launched.sync, {"go": True})
 
 
 class Launched:
@@ -80,12 +81,14 @@ class Launched:
         self.sandbox_pid = None
         self.sync = None
         self.commit = None
+        self.cgroup = None            # the container's cgroups.Cgroup
+        self.join_on_start = False    # the sandbox process joins the cgroup when it reports
 
     def kill(self):
         for pid in (self.sandbox_pid, self.setup_pid, self.gofer_pid):
             if pid:
                 try:
-                    os.kill(pid, signal.SIGKILL)
+                    os.kill(pid, signals.SIGKILL)
                 except ProcessLookupError:
                     pass
         for pid in (self.setup_pid, self.gofer_pid):  # our children: reap them
@@ -174,20 +177,33 @@ def _await_ready(launched, spec, cid, bundle):
             # The sandbox's first message; the kernel names its sender in
             # our pid namespace (SO_PASSCRED).
             launched.sandbox_pid = sender
+            if launched.join_on_start:
+                launched.cgroup.enter([sender])
             launched.reap_setup()
         elif msg.get("ready"):
             return
 
 
 def _fork_gofer(spec, bundle, sf, gofer_end, commit_end, others):
+    from gofer import main as gofer
+    from sandbox.rootfs import device_sources
+    sources = device_sources(spec)
+    _freeze_heap()
     pid = os.fork()
     if pid == 0:
         for sock in others:
             sock.close()
-        from gofer import main as gofer
-        from sandbox.rootfs import device_sources
-        gofer.run(sf.cid, spec, bundle, gofer_end, commit_end, sf.path("exit"), device_sources(spec))
+        gofer.run(sf.cid, spec, bundle, gofer_end, commit_end, sf.path("exit"), sources)
     return pid
+
+
+def _freeze_heap():
+    """Before the first fork: everything allocated so far moves to the
+    collector's permanent generation, so no collection in the gofer or the
+    sandbox walks (and thereby copies) the pages they share with each other
+    (Python's gc.freeze, for fork-based servers)."""
+    import gc
+    gc.freeze()
 
 
 def launch(spec, sf, bundle, console_socket, preserve_fds, no_pivot):
@@ -263,6 +279,7 @@ def _prepare_confinement(spec):
 
 
 def new_record(sf, spec, bundle, launched, console_socket, role, original_oom):
+    from ..hooks import kinds_present
     now = time.time()
     created = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1e9):09d}Z"
     return {
@@ -272,8 +289,10 @@ def new_record(sf, spec, bundle, launched, console_socket, role, original_oom):
         "sandbox": {"pid": launched.sandbox_pid, "startTime": proc.start_time(launched.sandbox_pid),
                     "controlSocket": sf.path("sock"), "originalOomScoreAdj": original_oom},
         "gofer": {"pid": launched.gofer_pid, "startTime": proc.start_time(launched.gofer_pid)},
-        "consoleSocket": console_socket, "cgroup": None, "exitStatus": None,
+        "consoleSocket": console_socket, "exitStatus": None,
+        "cgroup": launched.cgroup.record() if launched.cgroup is not None else None,
         "podRole": role, "oomScoreAdj": spec.process.oom_score_adj,
+        "hookKinds": kinds_present(spec.hooks),
     }
 
 
@@ -314,6 +333,8 @@ def create(root, cid, bundle, pid_file=None, console_socket=None, preserve_fds=0
     if role == pod.CONTAINER:
         member.check_supported(spec)
         member.pod_sandbox(root, cid, sid)
+    from .. import cgroups
+    cgroup_plan = cgroups.plan(spec, cid)  # resources checked against this host before anything exists
     _refuse_taken_id(root, cid)
     sf = StateFile(root, cid, sid)
     if spec.process.terminal and not console_socket and console_proxy is not None:
@@ -322,20 +343,26 @@ def create(root, cid, bundle, pid_file=None, console_socket=None, preserve_fds=0
     if role == pod.SANDBOX:
         _preload_for_members()
     sf.lock_for_new()
-    launched = None
+    launched = cgroup = None
     try:
-        sf.save_spec_locked(json.dumps(spec.raw).encode())
+        sf.save_spec_locked(jsonio.dumps(spec.raw).encode())
+        cgroup = cgroup_plan.create(sf.path("cgroup"))
+        faults.point("create:after-cgroup")
         launched = start_with(spec, sf, bundle, console_socket, preserve_fds, no_pivot)
+        _enter_cgroup(launched, cgroup)
         _await_ready(launched, spec, cid, bundle)
         record = new_record(sf, spec, bundle, launched, console_socket, role, read_oom_score_adj())
         faults.point("create:before-save")
         sf.save_locked(record)
+        faults.point("create:after-save")
         if pid_file:
             write_pid_file(pid_file, launched.sandbox_pid)
         launched.commit_all()
     except BaseException:
         if launched is not None:
             launched.kill()
+        if cgroup is not None:
+            cgroup.remove()  # its processes are gone: the cgroups this create made go too
         sf.destroy()
         raise
     finally:

@@ -2,16 +2,18 @@
 failed start and `run`'s cleanup.
 
 Idempotent and best effort, in this order: lock -> stop the sandbox
-(SIGKILL; PID 1's death kills its namespace; bounded pidfd wait) -> kill
-the gofer (ESRCH is success) -> remove `.state` then `.lock` -> return every
-error joined. Only the caller whose call removed the record reports
-`removed`, so work that must happen once (poststop hooks) happens once."""
+(SIGKILL; PID 1's death kills its namespace; bounded pidfd wait; a paused
+container is killed and thawed first) -> kill the gofer (ESRCH is
+success) -> remove the cgroups its create made -> remove `.state` then
+`.lock` -> return every error joined. Only the caller whose call removed
+the record reports `removed`, so work that must happen once (poststop
+hooks) happens once."""
 
-import signal
+import os
 
 from .. import status as st
 from ..errors import Failure, NotExist
-from ..linux import proc
+from ..linux import proc, signals
 from ..state_file import StateFile
 from . import Container, faults
 
@@ -32,10 +34,16 @@ def destroy(root, cid, force=False) -> bool:
             raise CannotDelete(f'cannot delete container "{cid}" that is {container.status}: '
                                f"stop it first or use --force")
         errors = []
-        poststop = _poststop_hooks(sf) if container is not None else ()
+        poststop = _poststop_hooks(sf, container.record) if container is not None else ()
+        cgroup = _cgroup_of(sf, container)
         if container is not None:
+            if cgroup is not None and cgroup.frozen():
+                cgroup.kill_frozen()  # a paused container: frozen tasks cannot be waited for
             _stop(container, errors)
             container.record["status"] = st.STOPPED
+        if cgroup is not None:
+            errors += cgroup.remove()
+        _unlink(sf.path("cgroup"))
         faults.point("delete:after-kill")
         removed = sf.destroy()
         faults.point("delete:after-state-removed")
@@ -49,13 +57,13 @@ def destroy(root, cid, force=False) -> bool:
         state["pid"] = 0
         run_poststop(poststop, state, log)
     if removed:
-        errors += _after_removal(root, sf)
+        errors += _after_removal(root, sf, container)
     if errors:
         raise Failure("; ".join(errors))
     return removed
 
 
-def _after_removal(root, sf):
+def _after_removal(root, sf, container):
     """Sandbox-wide work, done once this container's own lock is released
     and its record gone, so no scan sees it and no two locks are held: a
     member's leaving re-adjusts the pod sandbox's OOM score; a sandbox's
@@ -66,6 +74,8 @@ def _after_removal(root, sf):
     if sf.sid != sf.cid:
         pod.adjust_sandbox_oom(root, sf.sid)
         return []
+    if container is not None and container.record.get("podRole") != pod.SANDBOX:
+        return []  # only a pod's sandbox has members (create checks it)
     errors = []
     for member, _msf, _record in list_records(root, sandbox_id=sf.cid):
         try:
@@ -77,8 +87,26 @@ def _after_removal(root, sf):
     return errors
 
 
-def _poststop_hooks(sf):
-    from ..hooks import hooks_of
+def _cgroup_of(sf, container):
+    """The container's cgroups: from its record, or from the journal of a
+    create that was killed before it saved one."""
+    from .. import cgroups
+    journal = sf.path("cgroup")
+    record = container.record.get("cgroup") if container is not None else None
+    return cgroups.load(record, journal) if record else cgroups.recover(journal)
+
+
+def _unlink(path):
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _poststop_hooks(sf, record):
+    from ..hooks import hooks_of, may_have
+    if not may_have(record, "poststop"):
+        return ()
     try:
         return hooks_of(sf.read_spec()).poststop
     except (OSError, ValueError, KeyError, TypeError):
@@ -102,5 +130,5 @@ def _stop(container, errors):
         pid, start = ident.get("pid"), ident.get("startTime")
         if not pid:
             continue
-        if not proc.kill_and_wait(pid, start, signal.SIGKILL, KILL_TIMEOUT):
+        if not proc.kill_and_wait(pid, start, signals.SIGKILL, KILL_TIMEOUT):
             errors.append(f"{role} process {pid} did not exit within {KILL_TIMEOUT:g}s of SIGKILL")

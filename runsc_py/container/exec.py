@@ -9,11 +9,10 @@ waits for it and exits with its status.
 """
 
 import os
-import signal
 
 from .. import status as st
 from ..errors import Failure, NotRunning, os_error_text
-from ..linux import ns, proc, tty, unix
+from ..linux import ns, proc, signals, tty, unix
 from . import load
 
 # Namespaces in the order they are entered: the user namespace first, so
@@ -52,10 +51,22 @@ def _enter(ns_fds):
         os.close(fd)
 
 
-def _child(ns_fds, process, report, preserve_fds, console, confinement):
+def _child(ns_fds, process, report, preserve_fds, console, confinement, cgroup):
     """Body of the joining child (never returns)."""
     from sandbox import workload
     try:
+        import prctl
+        # Not dumpable until execve: until then this process (and the child
+        # it forks) is the host's interpreter with the CLI's memory and
+        # environment inside the container's pid namespace, and the
+        # container must not open its /proc/PID/exe, environ or fds (the
+        # CVE-2019-5736 class). execve makes the new program dumpable again.
+        prctl.set_dumpable(False)
+        if cgroup is not None:
+            # The container's cgroups, while host paths still resolve and
+            # before the cgroup namespace is entered; the process forked
+            # below inherits them.
+            cgroup.enter([os.getpid()])
         _enter(ns_fds)
         slave = None
         if process.terminal:
@@ -105,6 +116,8 @@ def exec_process(root, cid, process, *, detach=False, pid_file=None, console_soc
             console = unix.connect_stream(console_socket, 10)
         except OSError as e:
             raise Failure(f"--console-socket {console_socket}: {os_error_text(e)}") from None
+    from .. import cgroups
+    cgroup = cgroups.load(container.record.get("cgroup"))
     ns_fds = _namespace_fds(sb["pid"])
     if not proc.is_alive(sb["pid"], sb.get("startTime")):
         raise NotRunning(cid)
@@ -112,7 +125,7 @@ def exec_process(root, cid, process, *, detach=False, pid_file=None, console_soc
     joiner = os.fork()
     if joiner == 0:
         report.close()
-        _child(ns_fds, process, child_report, preserve_fds, console, confinement)
+        _child(ns_fds, process, child_report, preserve_fds, console, confinement, cgroup)
     for _, fd in ns_fds:
         os.close(fd)
     child_report.close()
@@ -136,7 +149,15 @@ def exec_process(root, cid, process, *, detach=False, pid_file=None, console_soc
         raise Failure(msg["error"])
     if listener:
         from .listener import send_listener
-        send_listener(spec["linux"]["seccomp"], listener[0], pid, container.oci_state())
+        try:
+            send_listener(spec["linux"]["seccomp"], listener[0], pid, container.oci_state())
+        except Failure:
+            # Its notified system calls would wait for an agent that never
+            # got the fd: the process does not stay (start destroys the
+            # container in the same case).
+            os.kill(pid, signals.SIGKILL)
+            _reap(pid)
+            raise
     if pid_file:
         from .create import write_pid_file
         write_pid_file(pid_file, pid)
@@ -175,14 +196,14 @@ def _wait_attached(pid, console_proxy):
 
     def forward(signum, _frame):
         try:
-            signal.pidfd_send_signal(fd, signum)
+            signals.pidfd_send_signal(fd, signum)
         except ProcessLookupError:
             pass
 
-    for sig in signal.valid_signals():
-        if sig not in (signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD):
+    for sig in signals.valid_signals():
+        if sig not in (signals.SIGKILL, signals.SIGSTOP, signals.SIGCHLD):
             try:
-                signal.signal(sig, forward)
+                signals.signal(sig, forward)
             except (OSError, ValueError):
                 pass
     try:

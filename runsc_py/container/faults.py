@@ -6,11 +6,11 @@ would. The variable is read once; when it is unset, a fault point costs one
 dictionary lookup."""
 
 import os
-import signal
 
 _ARMED = os.environ.get("RUNSC_PY_FAULT")
 
 
 def point(step):
     if _ARMED is not None and _ARMED == step:
-        os.kill(os.getpid(), signal.SIGKILL)
+        from ..linux.signals import SIGKILL
+        os.kill(os.getpid(), SIGKILL)

@@ -11,10 +11,9 @@ The workload is inside the container and cannot reach the host path, so the
 fd travels workload -> sandbox (or exec's joiner) -> this CLI, which is in
 the runtime's mount namespace."""
 
-import json
 import os
-import socket
 
+from .. import jsonio
 from ..errors import Failure, os_error_text
 from ..linux import unix
 
@@ -25,7 +24,7 @@ def send_listener(seccomp: dict, fd: int, pid: int, state: dict):
                "metadata": seccomp.get("listenerMetadata", ""), "state": state}
     try:
         with unix.connect_stream(path, 10) as sock:
-            socket.send_fds(sock, [json.dumps(message).encode()], [fd])
+            unix.send_bytes(sock, jsonio.dumps(message).encode(), [fd])
     except OSError as e:
         raise Failure(f"linux.seccomp.listenerPath {path}: {os_error_text(e)}") from None
     finally:

@@ -31,8 +31,10 @@ def pod_sandbox(root, cid, sid):
         pod = load(root, sid)
     except Failure:
         raise Failure(f'container "{cid}": its sandbox "{sid}" does not exist') from None
-    if pod.sf.sid != sid:
-        raise Failure(f'container "{cid}": "{sid}" is a member of sandbox "{pod.sf.sid}", not a sandbox')
+    from .pod import SANDBOX
+    if pod.record.get("podRole") != SANDBOX:
+        raise Failure(f'container "{cid}": "{sid}" was not created as a sandbox '
+                      f'(io.kubernetes.cri.container-type: sandbox)')
     if pod.status == st.STOPPED:
         raise Failure(f'container "{cid}": its sandbox "{sid}" is stopped')
     return pod

@@ -6,17 +6,16 @@ receives is forwarded to the sandbox, which forwards it to the workload.
 The CLI exits with the workload's status."""
 
 import os
-import signal
 
 from ..errors import Failure
-from ..linux import proc
+from ..linux import proc, signals
 from . import load
 from .create import create
 from .destroy import destroy
 from .start import start
 from .wait import wait
 
-_NOT_FORWARDED = {signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD}
+_NOT_FORWARDED = {signals.SIGKILL, signals.SIGSTOP, signals.SIGCHLD}
 
 
 def run(root, cid, bundle, detach=False, keep=False, **create_args) -> int:
@@ -65,14 +64,14 @@ def _attached(root, cid, proxy):
     def forward(signum, _frame):
         if fd is not None:
             try:
-                signal.pidfd_send_signal(fd, signum)
+                signals.pidfd_send_signal(fd, signum)
             except ProcessLookupError:
                 pass
 
-    for sig in signal.valid_signals():
+    for sig in signals.valid_signals():
         if sig not in _NOT_FORWARDED:
             try:
-                signal.signal(sig, forward)
+                signals.signal(sig, forward)
             except (OSError, ValueError):
                 pass
     try:

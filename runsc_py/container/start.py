@@ -26,8 +26,11 @@ def start(root, cid):
         error = reply.get("error")
         if error is None:
             container.set_status(st.RUNNING)
-            container.sf.save_locked(container.record)
-            if fds:
+            try:
+                container.sf.save_locked(container.record)
+            except Failure as e:
+                error = str(e)  # the workload runs, but the root (full) cannot say so: undo it
+            if fds and error is None:
                 error = _hand_over_listener(container, reply["pid"], fds.pop())
         for fd in fds:
             os.close(fd)
@@ -59,7 +62,9 @@ def _hand_over_listener(container, inner_pid, fd):
 def _poststart(container):
     """runtime-spec: poststart hooks run "after the user-specified process
     is executed but before the start operation returns"."""
-    from ..hooks import HookFailure, hooks_of, run_hooks
+    from ..hooks import HookFailure, hooks_of, may_have, run_hooks
+    if not may_have(container.record, "poststart"):
+        return None
     hooks = hooks_of(container.sf.read_spec()).poststart
     if not hooks:
         return None

@@ -5,7 +5,7 @@ The sandbox reports the status to the gofer, which writes it to the
 is gone, the file is there (or the sandbox was killed: 137)."""
 
 import os
-import signal
+from ..linux.signals import SIGKILL
 
 from ..errors import Failure
 from ..linux import proc
@@ -26,5 +26,5 @@ def wait(root, cid, timeout=None) -> int:
     if status is None:
         # No recorded status: the sandbox died by SIGKILL (delete --force,
         # the OOM killer, an administrator), and with it the workload.
-        return 128 + signal.SIGKILL
+        return 128 + SIGKILL
     return status

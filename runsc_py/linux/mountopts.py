@@ -6,8 +6,6 @@ mount writable. Options that are not flags are filesystem data (tmpfs
 `size=64m`, `mode=755`) passed to fsconfig in order.
 """
 
-from dataclasses import dataclass, field
-
 from .mount import (MOUNT_ATTR__ATIME, MOUNT_ATTR_NOATIME, MOUNT_ATTR_NODEV, MOUNT_ATTR_NODIRATIME,
                     MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_NOSYMFOLLOW, MOUNT_ATTR_RDONLY,
                     MOUNT_ATTR_RELATIME, MOUNT_ATTR_STRICTATIME, MS_PRIVATE, MS_SHARED, MS_SLAVE,
@@ -37,14 +35,19 @@ IGNORED_OPTIONS = {"defaults", "async", "auto", "noauto", "nouser", "user", "_ne
             "silent", "loud", "iversion", "noiversion", "nolazytime"}
 
 
-@dataclass
 class MountOptions:
-    bind: bool = False
-    recursive: bool = False
-    attr_set: int = 0
-    attr_clr: int = 0
-    propagation: list = field(default_factory=list)   # [(MS_*, recursive)]
-    data: list = field(default_factory=list)          # ["size=64m", "mode=755"]
+    """What one mount's options come to. (Not a dataclass: importing
+    dataclasses costs ~8 ms of every create.)"""
+
+    __slots__ = ("bind", "recursive", "attr_set", "attr_clr", "propagation", "data")
+
+    def __init__(self, bind=False):
+        self.bind = bind
+        self.recursive = False
+        self.attr_set = 0
+        self.attr_clr = 0
+        self.propagation = []   # [(MS_*, recursive)]
+        self.data = []          # ["size=64m", "mode=755"]
 
     def set(self, attr, on):
         if on:

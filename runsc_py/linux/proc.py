@@ -72,13 +72,13 @@ def kill_and_wait(pid, start, sig, timeout):
 
     Returns True if the process is gone (or was already). Signals go through
     the pidfd, so a reused pid is never signalled."""
-    import signal
+    from .signals import pidfd_send_signal
     fd = pidfd_for(pid, start)
     if fd is None:
         return True
     try:
         try:
-            signal.pidfd_send_signal(fd, sig)
+            pidfd_send_signal(fd, sig)
         except ProcessLookupError:
             return True
         return wait_pidfd(fd, timeout)

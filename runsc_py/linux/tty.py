@@ -9,6 +9,8 @@ import os
 import struct
 import termios
 
+from . import unix
+
 TIOCGPTN = 0x80045430    # _IOR('T', 0x30, unsigned int): the slave's number
 TIOCSPTLCK = 0x40045431  # _IOW('T', 0x31, int): (un)lock the slave
 
@@ -34,10 +36,9 @@ def hand_to_console(console, size=None):
     """Make a pty, send its master over the connected --console-socket
     (runc's protocol: one message, the slave's path as data, the master as
     SCM_RIGHTS) and return the slave fd for the process."""
-    import socket
     master, slave, path = open_pty(size)
     try:
-        socket.send_fds(console, [path.encode()], [master])
+        unix.send_bytes(console, path.encode(), [master])
     except BaseException:
         os.close(slave)
         raise

@@ -2,39 +2,87 @@
 
 Every channel between runtime processes (CLI <-> sandbox set-up, gofer ->
 sandbox, control socket) is a SOCK_SEQPACKET socket, so one send is one
-message: no framing, and a peer that dies shows up as EOF (an empty read)."""
+message: no framing, and a peer that dies shows up as EOF (an empty read).
+
+Built on _socket, the C module under the socket package: importing socket
+costs ~5 ms (it builds enums of every address family and socket type), a
+fifth of `start` or `kill`; the few conveniences of socket.socket used here
+are in `Socket`.
+"""
 
 import array
-import json
 import os
-import socket
 import struct
+
+import _socket
+from _socket import (AF_UNIX, CMSG_SPACE, SCM_CREDENTIALS, SCM_RIGHTS, SO_PASSCRED, SOCK_SEQPACKET,
+                     SOCK_STREAM, SOL_SOCKET)
+
+from .. import jsonio
 
 MAX_MSG = 1 << 20
 MAX_FDS = 250  # the kernel's SCM_MAX_FD is 253 per message
+_FD_SPACE = CMSG_SPACE(MAX_FDS * 4)
+
+
+class Socket(_socket.socket):
+    """A socket (close-on-exec, like every socket Python makes) that is a
+    context manager and accepts connections as Sockets."""
+
+    __slots__ = ()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def accept(self):
+        fd, address = self._accept()
+        return Socket(fileno=fd), address
 
 
 def pair():
     """A connected SEQPACKET pair, close-on-exec."""
-    return socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    a, b = _socket.socketpair(AF_UNIX, SOCK_SEQPACKET)
+    return Socket(fileno=a.detach()), Socket(fileno=b.detach())
 
 
 def send(sock, msg: dict, fds=()):
-    data = json.dumps(msg, separators=(",", ":")).encode()
+    send_bytes(sock, jsonio.dumps(msg).encode(), fds)
+
+
+def send_bytes(sock, data: bytes, fds=()):
+    """One message; `fds` go with it as SCM_RIGHTS."""
     if fds:
-        socket.send_fds(sock, [data], list(fds))
+        sock.sendmsg([data], [(SOL_SOCKET, SCM_RIGHTS, array.array("i", fds))])
     else:
         sock.sendall(data)
 
 
+def _fds_of(cmsgs):
+    fds = []
+    for level, kind, payload in cmsgs:
+        if level == SOL_SOCKET and kind == SCM_RIGHTS:
+            fds.extend(array.array("i", payload[:len(payload) - len(payload) % 4]))
+    return fds
+
+
 def recv(sock):
     """(message, fds); (None, []) on EOF."""
-    data, fds, _flags, _addr = socket.recv_fds(sock, MAX_MSG, MAX_FDS)
+    data, cmsgs, _flags, _addr = sock.recvmsg(MAX_MSG, _FD_SPACE)
+    fds = _fds_of(cmsgs)
     if not data:
         for fd in fds:
             os.close(fd)
         return None, []
-    return json.loads(data), fds
+    return jsonio.loads(data), fds
+
+
+def recv_bytes(sock, limit=MAX_MSG):
+    """(data, fds) of one message or stream read."""
+    data, cmsgs, _flags, _addr = sock.recvmsg(limit, _FD_SPACE)
+    return data, _fds_of(cmsgs)
 
 
 def pass_credentials(sock):
@@ -42,7 +90,7 @@ def pass_credentials(sock):
     `sock` (SO_PASSCRED), translated into the receiver's pid namespace: a
     process inside a container's pid namespace cannot name its host pid
     itself, the kernel can."""
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+    sock.setsockopt(SOL_SOCKET, SO_PASSCRED, 1)
 
 
 _UCRED = struct.Struct("iII")
@@ -51,19 +99,16 @@ _UCRED = struct.Struct("iII")
 def recv_with_pid(sock):
     """(message, fds, sender pid or None); (None, [], None) on EOF.
     Needs pass_credentials(sock) before the peer sends."""
-    ancillary = socket.CMSG_SPACE(_UCRED.size) + socket.CMSG_SPACE(MAX_FDS * 4)
-    data, cmsgs, _flags, _addr = sock.recvmsg(MAX_MSG, ancillary)
-    fds, pid = [], None
+    data, cmsgs, _flags, _addr = sock.recvmsg(MAX_MSG, CMSG_SPACE(_UCRED.size) + _FD_SPACE)
+    fds, pid = _fds_of(cmsgs), None
     for level, kind, payload in cmsgs:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-            fds.extend(array.array("i", payload[:len(payload) - len(payload) % 4]))
-        elif level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
+        if level == SOL_SOCKET and kind == SCM_CREDENTIALS:
             pid = _UCRED.unpack(payload[:_UCRED.size])[0]
     if not data:
         for fd in fds:
             os.close(fd)
         return None, [], None
-    return json.loads(data), fds, pid
+    return jsonio.loads(data), fds, pid
 
 
 def short_path(path: str):
@@ -78,7 +123,7 @@ def short_path(path: str):
 
 
 def connect(path: str, timeout: float):
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    sock = Socket(AF_UNIX, SOCK_SEQPACKET)
     sock.settimeout(timeout)
     name, fd = short_path(path)
     try:
@@ -93,7 +138,7 @@ def connect(path: str, timeout: float):
 
 
 def listen(path: str):
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    sock = Socket(AF_UNIX, SOCK_SEQPACKET)
     name, fd = short_path(path)
     try:
         sock.bind(name)
@@ -109,7 +154,7 @@ def listen(path: str):
 
 def connect_stream(path: str, timeout: float):
     """A SOCK_STREAM connection (the console socket protocol of runc uses one)."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock = Socket(AF_UNIX, SOCK_STREAM)
     sock.settimeout(timeout)
     name, fd = short_path(path)
     try:

@@ -11,7 +11,7 @@ import pytest
 
 from tests.support import leaks
 from tests.support.busybox import default_config, make_rootfs, write_config
-from tests.support.runtime import Runtime, become_subreaper, kill_token_processes, reap_orphans
+from tests.support.runtime import Runtime, become_subreaper, reap_orphans
 
 
 def pytest_collection_modifyitems(config, items):
@@ -74,6 +74,6 @@ def env(tmp_path, rootfs_template):
     reap_orphans()
     found = leaks.check(e.token, [e.tmp], e.root)
     if found:
-        kill_token_processes(e.token)
+        leaks.release(e.token, [e.tmp])
         reap_orphans()
         pytest.fail("leaked: " + "; ".join(found), pytrace=False)

@@ -121,7 +121,7 @@ def test_member_output_exit_status_and_exec(env, pod):
         reap_orphans()
         assert created.returncode == 0, open(out).read()
     env.rt("start", cid)
-    assert env.rt("wait", cid, timeout=20).stdout.strip() == json.dumps({"id": cid, "exitStatus": 7})
+    assert json.loads(env.rt("wait", cid, timeout=20).stdout) == {"id": cid, "exitStatus": 7}
     lines = open(out).read().split()
     assert lines[:2] == ["got", "hello"]
     assert env.rt.status(cid) == "stopped"

@@ -2,18 +2,21 @@
 
 The test process is a child subreaper (like conmon or containerd's shim), so
 sandboxes and gofers, orphaned when `create` exits, are reparented to it.
-Exited orphans are reaped after every call; children still tracked by a
-background Popen are left to it, so their exit status stays correct.
+Exited orphans are reaped after every call; the runtime processes the
+driver itself started are left to their Popen, so their exit status stays
+correct even when tests drive the runtime from many threads (a Popen whose
+child another thread reaped would report exit status 0).
 """
 
 import os
-import signal
 import subprocess
 import sys
+import threading
 import time
 
 RUNTIME = [sys.executable, "-m", "runsc_py"]
 _background = set()
+_lock = threading.Lock()  # orders spawning against reaping
 
 
 def become_subreaper():
@@ -34,11 +37,36 @@ def _children():
 
 def reap_orphans():
     """Collect exited orphans (never a process a Popen still waits for)."""
-    for pid in _children() - _background:
+    with _lock:
+        for pid in _children() - _background:
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+
+
+def spawn(argv, **kw):
+    """Popen whose child no reap_orphans call takes away from it."""
+    with _lock:
+        proc = subprocess.Popen(argv, **kw)
+        _background.add(proc.pid)
+    return proc
+
+
+def collect(proc, timeout, input=None):
+    """Wait for a spawned process (SIGKILL on timeout); its exit status."""
+    try:
         try:
-            os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
+            proc.communicate(input, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise
+    finally:
+        with _lock:
+            _background.discard(proc.pid)
+        reap_orphans()
+    return proc.returncode
 
 
 class Runtime:
@@ -60,15 +88,13 @@ class Runtime:
         as the container lives."""
         import tempfile
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-            try:
-                proc = subprocess.run(self.argv(*args), timeout=timeout, input=input,
-                                      stdout=out, stderr=err, **kw)
-            finally:
-                reap_orphans()
+            argv = self.argv(*args)
+            proc = spawn(argv, stdin=subprocess.PIPE if input is not None else None,
+                         stdout=out, stderr=err, **kw)
+            code = collect(proc, timeout, input.encode() if isinstance(input, str) else input)
             out.seek(0)
             err.seek(0)
-            result = subprocess.CompletedProcess(proc.args, proc.returncode,
-                                                 out.read().decode(errors="replace"),
+            result = subprocess.CompletedProcess(argv, code, out.read().decode(errors="replace"),
                                                  err.read().decode(errors="replace"))
         if check and result.returncode != 0:
             raise AssertionError(f"runsc-py {' '.join(map(str, args))} exited {result.returncode}: "
@@ -76,16 +102,10 @@ class Runtime:
         return result
 
     def popen(self, *args, **kw):
-        proc = subprocess.Popen(self.argv(*args), **kw)
-        _background.add(proc.pid)
-        return proc
+        return spawn(self.argv(*args), **kw)
 
     def finish(self, proc, timeout=30):
-        try:
-            return proc.wait(timeout=timeout)
-        finally:
-            _background.discard(proc.pid)
-            reap_orphans()
+        return collect(proc, timeout)
 
     def state(self, cid):
         import json
@@ -135,12 +155,10 @@ def wait_until(predicate, timeout, what):
         delay = min(delay * 2, 0.2)
 
 
-def kill_token_processes(token):
-    """Last resort in teardown: SIGKILL whatever still carries the token."""
-    from .leaks import leaked_processes
-    for line in leaked_processes(token):
-        pid = int(line.split()[1].rstrip(":"))
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+def assert_one_line_error(result, contains=""):
+    """A failed call as engines expect it: exit 1 and one line on stderr
+    starting with `runsc-py: `, neither a traceback nor an internal error."""
+    assert result.returncode == 1, (result.returncode, result.stdout, result.stderr)
+    assert result.stderr.startswith("runsc-py: ") and result.stderr.count("\n") == 1, result.stderr
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr, result.stderr
+    assert contains in result.stderr, result.stderr

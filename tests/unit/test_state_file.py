@@ -258,10 +258,11 @@ def test_pid_reuse_reads_as_stopped(tmp_path):
 
 def test_live_and_zombie_sandbox(tmp_path):
     root = str(tmp_path / "root")
-    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child = subprocess.Popen(["cat"], stdin=subprocess.PIPE)  # lives until its stdin closes
     sf = save(root, "z", record("z", status="running", pid=child.pid))
-    assert Container(sf, sf.load()).status == st.RUNNING or child.poll() is not None
+    assert Container(sf, sf.load()).status == st.RUNNING
     # Let it exit but do not reap it: a zombie is dead.
+    child.stdin.close()
     os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)
     assert Container(sf, sf.load()).status == st.STOPPED
     child.wait()
@@ -339,3 +340,267 @@ def test_status_table():
     with pytest.raises(st.InvalidTransition):
         st.check_transition(st.STOPPED, st.RUNNING)
     st.check_transition(st.RUNNING, st.PAUSED)
+
+
+# -- damaged roots: FIFOs, directories and symlinks where files belong ----------
+
+def _with_alarm(seconds, fn, *args):
+    """Run fn; a hang (a read blocking on a FIFO) fails the test instead of the suite."""
+    def expired(_sig, _frame):
+        raise AssertionError(f"hung for {seconds}s")
+    old = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(seconds)
+    try:
+        return fn(*args)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dir"])
+def test_state_that_is_not_a_file_is_corrupt_and_destroyable(tmp_path, kind):
+    root = str(tmp_path / "root")
+    save(root, "good", record("good"))
+    sf = save(root, "f", record("f"))
+    os.unlink(sf.path("state"))
+    os.mkfifo(sf.path("state")) if kind == "fifo" else os.mkdir(sf.path("state"))
+    with pytest.raises(Corrupt, match="not a regular file"):
+        _with_alarm(5, sf.load)  # a plain open of a FIFO blocks until a writer comes
+    listed = dict((cid, rec) for cid, _sf, rec in _with_alarm(5, list_records, root))
+    assert isinstance(listed["f"], Corrupt) and listed["good"]["id"] == "good"
+    found = StateFile.find(root, "f")
+    found.lock_for_destroy()
+    found.destroy()
+    assert sorted(os.listdir(root)) == ["good_sandbox:good.lock", "good_sandbox:good.state"]
+
+
+@pytest.mark.parametrize("kind", ["symlink", "dir", "fifo", "missing"])
+def test_damaged_lock_file_can_still_be_destroyed(tmp_path, kind):
+    """`delete --force` must always be able to clear a container; the
+    symlink's target is never touched."""
+    root = str(tmp_path / "root")
+    victim = tmp_path / "victim"
+    victim.write_text("host file")
+    sf = save(root, "l", record("l"))
+    os.unlink(sf.path("lock"))
+    if kind == "symlink":
+        os.symlink(victim, sf.path("lock"))
+    elif kind == "dir":
+        os.mkdir(sf.path("lock"))
+    elif kind == "fifo":
+        os.mkfifo(sf.path("lock"))
+    if kind != "missing":
+        with pytest.raises(Corrupt):
+            _with_alarm(5, StateFile(root, "l").lock)
+    else:
+        with pytest.raises(NotExist):
+            StateFile(root, "l").lock()
+    found = StateFile.find(root, "l")
+    _with_alarm(5, found.lock_for_destroy)
+    assert found.locked
+    assert found.destroy() is True
+    assert os.listdir(root) == []
+    assert victim.read_text() == "host file"
+
+
+def test_fifo_spec_and_exit_files_do_not_block(tmp_path):
+    root = str(tmp_path / "root")
+    sf = save(root, "s", record("s"))
+    os.mkfifo(sf.path("spec"))
+    os.mkfifo(sf.path("exit"))
+    with pytest.raises(OSError, match="not a regular file"):
+        _with_alarm(5, sf.read_spec)
+    assert _with_alarm(5, sf.read_exit) is None
+
+
+def test_huge_record_is_corrupt_not_read_whole(tmp_path):
+    root = str(tmp_path / "root")
+    sf = save(root, "h", record("h"))
+    with open(sf.path("state"), "wb") as f:
+        f.truncate(64 << 20)  # sparse: costs no disk
+    with pytest.raises(Corrupt, match="is larger than 4 MiB"):
+        sf.load()
+
+
+# -- the lock is flock: runsc-py and filelock's UnixFileLock exclude each other ------
+
+def _hold_with_statefile(root, ready_w, release_r):
+    sf = StateFile(root, "x")
+    sf.lock()
+    os.write(ready_w, b"r")
+    os.read(release_r, 1)
+    sf.unlock()
+    return 0
+
+
+def _hold_with_filelock(path, ready_w, release_r):
+    import filelock
+    lock = filelock.UnixFileLock(path)
+    lock.acquire(timeout=5)
+    os.write(ready_w, b"r")
+    os.read(release_r, 1)
+    lock.release()
+    return 0
+
+
+def test_runsc_lock_excludes_filelock(tmp_path):
+    import filelock
+    root = str(tmp_path / "root")
+    sf = save(root, "x", record("x"))
+    ready_r, ready_w = os.pipe()
+    release_r, release_w = os.pipe()
+    holder = forked(_hold_with_statefile, root, ready_w, release_r)
+    os.read(ready_r, 1)
+    other = filelock.UnixFileLock(sf.path("lock"))
+    with pytest.raises(filelock.Timeout):
+        other.acquire(timeout=0.3)
+    os.write(release_w, b"g")
+    assert exit_code(holder) == 0
+    other.acquire(timeout=5)  # free at once after the runtime's unlock
+    other.release()
+    assert os.path.exists(sf.path("lock"))  # filelock leaves the file in place
+    for fd in (ready_r, ready_w, release_r, release_w):
+        os.close(fd)
+
+
+def exit_code_of_cli_create(tmp_path, root, cid):
+    """`runsc-py create` of a valid bundle: must fail with "already exists"."""
+    from specs.default import default_spec
+    bundle = tmp_path / "bundle"
+    (bundle / "rootfs").mkdir(parents=True, exist_ok=True)
+    (bundle / "config.json").write_text(json.dumps(default_spec()))
+    new = subprocess.run([sys.executable, "-m", "runsc_py", "--root", root, "create", "--bundle",
+                          str(bundle), cid], capture_output=True, text=True, timeout=30)
+    assert new.stderr == f'runsc-py: container "{cid}" already exists\n'
+    return new.returncode
+
+
+def test_filelock_excludes_runsc_lock(tmp_path):
+    root = str(tmp_path / "root")
+    sf = save(root, "x", record("x"))
+    ready_r, ready_w = os.pipe()
+    release_r, release_w = os.pipe()
+    holder = forked(_hold_with_filelock, sf.path("lock"), ready_w, release_r)
+    os.read(ready_r, 1)
+    mine = StateFile(root, "x")
+    assert not mine.try_lock()
+    with pytest.raises(Failure, match="timed out"):
+        mine.lock(timeout=0.3)
+    with pytest.raises(AlreadyExists):
+        StateFile(root, "x").lock_for_new()
+    os.write(release_w, b"g")
+    assert exit_code(holder) == 0
+    mine.lock(timeout=5)
+    mine.unlock()
+    for fd in (ready_r, ready_w, release_r, release_w):
+        os.close(fd)
+
+
+def test_filelock_holding_a_new_id_makes_create_fail(tmp_path):
+    """A lock file without a record, held through filelock: for runsc-py a
+    create of that id is in progress."""
+    root = str(tmp_path / "root")
+    os.makedirs(root)
+    ready_r, ready_w = os.pipe()
+    release_r, release_w = os.pipe()
+    holder = forked(_hold_with_filelock, StateFile(root, "y").path("lock"), ready_w, release_r)
+    os.read(ready_r, 1)
+    try:
+        assert exit_code_of_cli_create(tmp_path, root, "y") == 1
+    finally:
+        os.write(release_w, b"g")
+        assert exit_code(holder) == 0
+    for fd in (ready_r, ready_w, release_r, release_w):
+        os.close(fd)
+
+
+# -- through the CLI: read-only root, corrupt record --------------------------------
+
+def cli(root, *args):
+    result = subprocess.run([sys.executable, "-m", "runsc_py", "--root", root, *args],
+                            capture_output=True, text=True, timeout=30)
+    assert "Traceback" not in result.stderr
+    return result
+
+
+def snapshot(root):
+    out = {}
+    for name in sorted(os.listdir(root)):
+        st_ = os.lstat(os.path.join(root, name))
+        with open(os.path.join(root, name), "rb") as f:
+            out[name] = (f.read(), st_.st_mtime_ns, st_.st_ino)
+    return out
+
+
+def dead_pid():
+    child = subprocess.Popen(["true"])
+    start = start_time(child.pid)
+    child.wait()
+    return child.pid, start
+
+
+@pytest.fixture
+def read_only_root(tmp_path):
+    """A root holding a live and a stale container, then bind-mounted read-only."""
+    if os.geteuid() != 0:
+        pytest.skip("bind mounts need root")
+    root = str(tmp_path / "root")
+    sleeper = subprocess.Popen(["sleep", "1000"])
+    save(root, "live", record("live", status="running", pid=sleeper.pid))
+    pid, start = dead_pid()
+    stale = record("stale", status="running", pid=pid)
+    stale["sandbox"]["startTime"] = start
+    save(root, "stale", stale)
+    subprocess.run(["mount", "--bind", root, root], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", root], check=True)
+        yield root, sleeper
+    finally:
+        subprocess.run(["umount", root], check=True)
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_read_only_root_readers_work_writers_fail_cleanly(read_only_root, tmp_path):
+    root, sleeper = read_only_root
+    before = snapshot(root)
+    assert json.loads(cli(root, "state", "live").stdout)["status"] == "running"
+    assert json.loads(cli(root, "state", "stale").stdout)["status"] == "stopped"  # not persisted: fine
+    listed = cli(root, "list", "--format", "json")
+    assert listed.returncode == 0 and listed.stderr == ""
+    assert sorted(c["id"] for c in json.loads(listed.stdout)) == ["live", "stale"]
+    message = f"runsc-py: root directory {root} is read-only\n"
+    bundle = tmp_path / "bundle"
+    (bundle / "rootfs").mkdir(parents=True)
+    from specs.default import default_spec
+    (bundle / "config.json").write_text(json.dumps(default_spec()))
+    for args in (["create", "--bundle", str(bundle), "new"], ["delete", "--force", "live"],
+                 ["delete", "stale"], ["kill", "live", "KILL"], ["start", "live"]):
+        result = cli(root, *args)
+        assert (result.returncode, result.stderr) == (1, message), args
+    with pytest.raises(Failure, match="is read-only"):
+        StateFile(root, "new2").lock_for_new()
+    assert sleeper.poll() is None  # nothing was signalled
+    assert snapshot(root) == before  # nothing changed
+
+
+def test_corrupt_record_through_the_cli(tmp_path):
+    root = str(tmp_path / "root")
+    pid, start = dead_pid()
+    good = record("good", status="running", pid=pid)
+    good["sandbox"]["startTime"] = start
+    save(root, "good", good)
+    bad = save(root, "bad", record("bad"))
+    with open(bad.path("state"), "w") as f:
+        f.write('{"version": 2, "id": "bad", "sta')  # truncated
+    prefix = 'runsc-py: state of container "bad" is corrupt: invalid JSON: '
+    for args in (["state", "bad"], ["delete", "bad"], ["kill", "bad"], ["start", "bad"]):
+        result = cli(root, *args)
+        assert result.returncode == 1 and result.stderr.startswith(prefix), args
+        assert result.stderr.count("\n") == 1
+    listed = cli(root, "list", "-q")
+    assert (listed.returncode, listed.stdout) == (0, "good\n")
+    assert listed.stderr.startswith(prefix) and listed.stderr.count("\n") == 1
+    assert cli(root, "delete", "--force", "bad").returncode == 0
+    assert sorted(os.listdir(root)) == ["good_sandbox:good.lock", "good_sandbox:good.state"]
+    assert json.loads(cli(root, "state", "good").stdout)["status"] == "stopped"
