@@ -179,8 +179,10 @@ def _await_ready(launched, spec, cid, bundle):
             launched.sandbox_pid = sender
             if launched.join_on_start:
                 launched.cgroup.enter([sender])
-            launched.reap_setup()
         elif msg.get("ready"):
+            # The set-up child exited after forking the sandbox; reaping it
+            # here, not at "started", lets its exit overlap the sandbox's work.
+            launched.reap_setup()
             return
 
 

@@ -10,7 +10,6 @@ fifth of `start` or `kill`; the few conveniences of socket.socket used here
 are in `Socket`.
 """
 
-import array
 import os
 import struct
 
@@ -55,7 +54,7 @@ def send(sock, msg: dict, fds=()):
 def send_bytes(sock, data: bytes, fds=()):
     """One message; `fds` go with it as SCM_RIGHTS."""
     if fds:
-        sock.sendmsg([data], [(SOL_SOCKET, SCM_RIGHTS, array.array("i", fds))])
+        sock.sendmsg([data], [(SOL_SOCKET, SCM_RIGHTS, struct.pack(f"{len(fds)}i", *fds))])
     else:
         sock.sendall(data)
 
@@ -64,7 +63,8 @@ def _fds_of(cmsgs):
     fds = []
     for level, kind, payload in cmsgs:
         if level == SOL_SOCKET and kind == SCM_RIGHTS:
-            fds.extend(array.array("i", payload[:len(payload) - len(payload) % 4]))
+            count = len(payload) // 4  # struct, not array: array imports collections (~1.5 ms)
+            fds.extend(struct.unpack(f"{count}i", payload[:count * 4]))
     return fds
 
 
