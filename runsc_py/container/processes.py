@@ -48,7 +48,10 @@ def ps_table(pids, ps_args):
     try:
         out = subprocess.run(["ps", *ps_args], capture_output=True, text=True, timeout=30)
     except FileNotFoundError:
-        raise Failure("ps: the ps command is not installed on this host") from None
+        if list(ps_args) != ["-ef"]:
+            raise Failure(f"ps {' '.join(ps_args)}: the ps command is not installed on this host "
+                          f"(without it only the default format is available)") from None
+        return ps_ef_table(pids)
     if out.returncode != 0:
         raise Failure(f"ps {' '.join(ps_args)}: {out.stderr.strip()}")
     lines = out.stdout.splitlines()
@@ -91,3 +94,38 @@ def host_pid(sandbox_pid, inner_pid):
             except OSError:
                 continue
     return None
+
+
+def ps_ef_table(pids):
+    """`ps -ef`'s table of `pids`, made with psutil: for hosts without
+    procps (minimal images, distroless hosts), so that engines' `top` still
+    works there."""
+    import time
+
+    import psutil
+    header = ("UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD")
+    rows = [header]
+    now = time.time()
+    for pid in pids:
+        try:
+            rows.append(_ps_row(psutil.Process(pid), now))
+        except psutil.Error:
+            continue  # gone meanwhile
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
+    return "".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1] + "\n"
+                   for row in rows)
+
+
+def _ps_row(process, now):
+    import time
+    with process.oneshot():
+        started = process.create_time()
+        times = process.cpu_times()
+        used = times.user + times.system
+        # set_proctitle pads the argument area: drop the empty tail.
+        command = " ".join(arg for arg in process.cmdline() if arg).strip() or f"[{process.name()}]"
+        return (process.username(), str(process.pid), str(process.ppid()),
+                str(int(100 * used / max(now - started, 1e-3))),
+                time.strftime("%H:%M" if now - started < 86400 else "%b%d", time.localtime(started)),
+                (process.terminal() or "?").removeprefix("/dev/"),
+                time.strftime("%H:%M:%S", time.gmtime(used)), command)

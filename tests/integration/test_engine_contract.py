@@ -146,6 +146,25 @@ def test_ps_json_is_host_pids_and_table_is_ps_output(env):
     rt("delete", "--force", cid)
 
 
+def test_ps_table_without_procps(env):
+    """Hosts without ps(1): the default table comes from psutil; other
+    formats are refused in one line."""
+    rt, cid = env.rt, env.cid()
+    rt("create", "--bundle", env.bundle(["sleep", "1000"]), cid)
+    rt("start", cid)
+    no_ps = {"PATH": "/nonexistent", "PYTHONPATH": os.getcwd()}
+    table = bare_run(["--root", env.root, "ps", cid], env=no_ps)
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert lines[0].split() == ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]
+    rows = {int(line.split()[1]): line for line in lines[1:]}
+    assert set(rows) == set(json.loads(rt("ps", "--format", "json", cid).stdout))
+    assert any(line.endswith("sleep 1000") for line in rows.values())
+    custom = bare_run(["--root", env.root, "ps", cid, "-o", "pid"], env=no_ps)
+    assert custom.returncode == 1 and "ps command is not installed" in custom.stderr
+    rt("delete", "--force", cid)
+
+
 def test_kill_all_signals_every_process(env):
     rt, cid = env.rt, env.cid()
     rt("create", "--bundle", env.bundle(["sh", "-c", "trap '' TERM; sleep 1000 & sleep 1001 & wait"]), cid)
