@@ -182,18 +182,23 @@ def _clamp(parts):
 
 def new_filesystem(mnt, options):
     """A detached mount of a new file system instance (tmpfs, proc, ...)."""
-    fsfd = m.fsopen(mnt.type)
+    return _fsmount(mnt.type, mnt.source, options.data, options.attr_set)
+
+
+def _fsmount(fstype, source, data, attrs):
+    """fsopen + fsconfig (`key=value` strings and flags, in order) + fsmount."""
+    fsfd = m.fsopen(fstype)
     try:
-        if mnt.source:
-            m.fsconfig_string(fsfd, "source", mnt.source)
-        for item in options.data:
+        if source:
+            m.fsconfig_string(fsfd, "source", source)
+        for item in data:
             key, eq, value = item.partition("=")
             if eq:
                 m.fsconfig_string(fsfd, key, value)
             else:
                 m.fsconfig_flag(fsfd, key)
         m.fsconfig_create(fsfd)
-        return m.fsmount(fsfd, options.attr_set)
+        return m.fsmount(fsfd, attrs)
     finally:
         os.close(fsfd)
 
@@ -220,15 +225,7 @@ def mount_cgroup(root_fd, mnt, options, layout):
             for name, fstype, flags in layout:
                 sub = make_target(root_fd, f"{mnt.destination}/{name}", True)
                 try:
-                    fsfd = m.fsopen(fstype)
-                    try:
-                        for flag in flags:
-                            key, eq, value = flag.partition("=")
-                            m.fsconfig_string(fsfd, key, value) if eq else m.fsconfig_flag(fsfd, key)
-                        m.fsconfig_create(fsfd)
-                        tree = m.fsmount(fsfd, options.attr_set)
-                    finally:
-                        os.close(fsfd)
+                    tree = _fsmount(fstype, None, flags, options.attr_set)
                     try:
                         _attach(tree, sub, options)
                     finally:

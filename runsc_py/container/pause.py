@@ -20,36 +20,29 @@ def _cgroup_of(container):
 
 
 def pause(root, cid):
-    container = load_locked(root, cid)
-    try:
-        if not st.can_pause(container.status):
-            container.persist_if_stale()
-            raise NotRunning(cid)
-        cgroup = _cgroup_of(container)
-        cgroup.freeze()
-        container.set_status(st.PAUSED)
-        try:
-            container.sf.save_locked(container.record)
-        except BaseException:
-            cgroup.thaw()  # the record says running: so must the processes
-            raise
-    finally:
-        container.sf.unlock()
+    _switch(root, cid, st.can_pause, lambda: NotRunning(cid), "freeze", "thaw", st.PAUSED)
 
 
 def resume(root, cid):
+    _switch(root, cid, st.can_resume, lambda: Failure(f'container "{cid}" is not paused: container not paused'),
+            "thaw", "freeze", st.RUNNING)
+
+
+def _switch(root, cid, allowed, refusal, do, undo, status):
+    """Freeze or thaw, then record the new status; if the record cannot be
+    written, undo: the processes must be what the record says."""
     container = load_locked(root, cid)
     try:
-        if not st.can_resume(container.status):
+        if not allowed(container.status):
             container.persist_if_stale()
-            raise Failure(f'container "{cid}" is not paused: container not paused')
+            raise refusal()
         cgroup = _cgroup_of(container)
-        cgroup.thaw()
-        container.set_status(st.RUNNING)
+        getattr(cgroup, do)()
+        container.set_status(status)
         try:
             container.sf.save_locked(container.record)
         except BaseException:
-            cgroup.freeze()  # the record says paused: so must the processes
+            getattr(cgroup, undo)()
             raise
     finally:
         container.sf.unlock()

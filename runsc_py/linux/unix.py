@@ -122,12 +122,15 @@ def short_path(path: str):
     return f"/proc/self/fd/{fd}/{name}", fd
 
 
-def connect(path: str, timeout: float):
-    sock = Socket(AF_UNIX, SOCK_SEQPACKET)
-    sock.settimeout(timeout)
+def _named(kind, path, use, timeout=None):
+    """A socket of `kind` on which `use(sock, name)` binds or connects to
+    `path` (shortened to fit sun_path); closed again if that fails."""
+    sock = Socket(AF_UNIX, kind)
+    if timeout is not None:
+        sock.settimeout(timeout)
     name, fd = short_path(path)
     try:
-        sock.connect(name)
+        use(sock, name)
     except BaseException:
         sock.close()
         raise
@@ -135,34 +138,21 @@ def connect(path: str, timeout: float):
         if fd is not None:
             os.close(fd)
     return sock
+
+
+def _bind_and_listen(sock, name):
+    sock.bind(name)
+    sock.listen(16)
+
+
+def connect(path: str, timeout: float):
+    return _named(SOCK_SEQPACKET, path, Socket.connect, timeout)
 
 
 def listen(path: str):
-    sock = Socket(AF_UNIX, SOCK_SEQPACKET)
-    name, fd = short_path(path)
-    try:
-        sock.bind(name)
-        sock.listen(16)
-    except BaseException:
-        sock.close()
-        raise
-    finally:
-        if fd is not None:
-            os.close(fd)
-    return sock
+    return _named(SOCK_SEQPACKET, path, _bind_and_listen)
 
 
 def connect_stream(path: str, timeout: float):
     """A SOCK_STREAM connection (the console socket protocol of runc uses one)."""
-    sock = Socket(AF_UNIX, SOCK_STREAM)
-    sock.settimeout(timeout)
-    name, fd = short_path(path)
-    try:
-        sock.connect(name)
-    except BaseException:
-        sock.close()
-        raise
-    finally:
-        if fd is not None:
-            os.close(fd)
-    return sock
+    return _named(SOCK_STREAM, path, Socket.connect, timeout)
