@@ -6,6 +6,7 @@ filename is the file's full path; callers turn them into one line that
 names the spec field they came from.
 """
 
+import errno
 import os
 
 
@@ -79,3 +80,16 @@ def pids(dirpath):
         return [int(p) for p in read(dirpath, "cgroup.procs").split()]
     except FileNotFoundError:
         return []
+
+
+def first_existing(path, *choices):
+    """Write to the first file of `choices` ((name, value), ...) that the
+    cgroup has: blkio and io weights live in *.bfq.* files where the BFQ
+    scheduler is built, in the plain ones otherwise (v2's io.weight takes a
+    converted value, so each choice has its own)."""
+    for name, value in choices:
+        if exists(path, name):
+            write(path, name, value)
+            return
+    raise FileNotFoundError(errno.ENOENT, "this cgroup has none of the files "
+                            + ", ".join(name for name, _ in choices), path)

@@ -354,14 +354,14 @@ class _Planner:
 
     def _block_io_v1(self, key, f, weight, leaf, per_device, throttles):
         if weight:
-            self.add(key, f"{f}.weight", v1.first_existing, ("blkio.bfq.weight", weight), ("blkio.weight", weight))
+            self.add(key, f"{f}.weight", files.first_existing, ("blkio.bfq.weight", weight), ("blkio.weight", weight))
         if leaf:
             self.add(key, f"{f}.leafWeight", files.write, "blkio.leaf_weight", leaf)
         for i, dev in enumerate(per_device):
             number = f"{dev['major']}:{dev['minor']}"
             if dev.get("weight"):
                 line = f"{number} {dev['weight']}"
-                self.add(key, f"{f}.weightDevice[{i}].weight", v1.first_existing,
+                self.add(key, f"{f}.weightDevice[{i}].weight", files.first_existing,
                          ("blkio.bfq.weight_device", line), ("blkio.weight_device", line))
             if dev.get("leafWeight"):
                 self.add(key, f"{f}.weightDevice[{i}].leafWeight", files.write, "blkio.leaf_weight_device",
@@ -374,12 +374,12 @@ class _Planner:
         if leaf or any(dev.get("leafWeight") for dev in per_device):
             raise Failure(f"{f}.leafWeight: cgroup v2 has no leaf weights")
         if weight:
-            self.add(key, f"{f}.weight", v2.first_existing, ("io.bfq.weight", weight),
+            self.add(key, f"{f}.weight", files.first_existing, ("io.bfq.weight", weight),
                      ("io.weight", blkio_to_io_weight(weight)))
         for i, dev in enumerate(per_device):
             if dev.get("weight"):
                 number = f"{dev['major']}:{dev['minor']}"
-                self.add(key, f"{f}.weightDevice[{i}].weight", v2.first_existing,
+                self.add(key, f"{f}.weightDevice[{i}].weight", files.first_existing,
                          ("io.bfq.weight", f"{number} {dev['weight']}"),
                          ("io.weight", f"{number} {blkio_to_io_weight(dev['weight'])}"))
         for name, _, v2key, items in throttles:

@@ -13,18 +13,6 @@ from . import files
 FREEZE_TIMEOUT = 5.0
 
 
-def first_existing(path, *choices):
-    """Write to the first file of `choices` ((name, value), ...) this
-    kernel has: blkio weights live in blkio.bfq.* when the BFQ scheduler
-    is built, in blkio.* with CFQ (gone since Linux 5.0)."""
-    for name, value in choices:
-        if files.exists(path, name):
-            files.write(path, name, value)
-            return
-    raise FileNotFoundError(errno.ENOENT, "this kernel has none of the files "
-                            + ", ".join(name for name, _ in choices), path)
-
-
 def memory_and_swap(path, limit, swap):
     """memory.limit_in_bytes and memory.memsw.limit_in_bytes (memory+swap).
 

@@ -18,17 +18,6 @@ WAIT_TIMEOUT = 5.0
 _CHANGED = select.POLLPRI | select.POLLERR
 
 
-def first_existing(path, *choices):
-    """The first file of `choices` ((name, value), ...) this cgroup has:
-    io.bfq.weight takes the v1 range as it is, io.weight a converted one."""
-    for name, value in choices:
-        if files.exists(path, name):
-            files.write(path, name, value)
-            return
-    raise FileNotFoundError(errno.ENOENT, "this cgroup has none of the files "
-                            + ", ".join(name for name, _ in choices), path)
-
-
 def write_if_exists(path, name, value):
     if files.exists(path, name):
         files.write(path, name, value)
