@@ -11,9 +11,7 @@ the help or the usage error.
 
 import sys
 
-from .params import GLOBAL_OPTIONS, Arg, Globals, Opt
-
-VERSION_TEXT = None  # filled lazily from runsc_py.__version__
+from .params import GLOBAL_OPTIONS, Globals
 
 # name -> module under runsc_py.cli; modules are imported only when used.
 COMMANDS = {

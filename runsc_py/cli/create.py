@@ -8,6 +8,8 @@ CREATE_OPTIONS = (
     Opt(("--console-socket",), "console_socket", help="unix socket to receive the pty master"),
     Opt(("--preserve-fds",), "preserve_fds", type=int, default=0, help="pass N extra fds (3..3+N-1)"),
     Opt(("--no-pivot",), "no_pivot", flag=True, help="chroot instead of pivot_root (ramfs roots)"),
+    # runsc-py never makes a session keyring: it always does what runc
+    # does with --no-new-keyring, so the flag is accepted and changes nothing.
     Opt(("--no-new-keyring",), "no_new_keyring", flag=True, help="do not create a session keyring"),
 )
 OPTIONS = CREATE_OPTIONS

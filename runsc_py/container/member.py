@@ -20,9 +20,6 @@ from ..errors import Failure, Unsupported, os_error_text
 from ..linux import ns, unix
 from . import load
 
-SHARED_NS = ("pid", "network", "ipc", "uts", "cgroup", "time", "user")
-
-
 def pod_sandbox(root, cid, sid):
     """The running sandbox container that `cid` joins."""
     if not sid:

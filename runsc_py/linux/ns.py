@@ -1,7 +1,6 @@
 """Namespaces: unshare, setns, and the namespace type of an fd."""
 
 import fcntl
-import os
 
 from .libc import syscall
 
@@ -40,7 +39,3 @@ def setns(fd, nstype=0, path=None):
 def nstype_of(fd):
     """The CLONE_NEW* flag of the namespace `fd` refers to."""
     return fcntl.ioctl(fd, NS_GET_NSTYPE)
-
-
-def kernel_has(ns_name):
-    return os.path.exists(f"/proc/self/ns/{ns_name}")

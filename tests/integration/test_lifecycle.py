@@ -3,7 +3,6 @@ delete, run, wait — statuses, exit codes, signals, reaping."""
 
 import json
 import os
-import signal
 import time
 
 from tests.support.runtime import wait_for_exit, wait_until

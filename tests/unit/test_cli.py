@@ -17,7 +17,6 @@ RUNTIME = [sys.executable, "-m", "runsc_py"]
 
 def click_parse(argv):
     """What click makes of argv: (globals, command module, values)."""
-    import click
     from runsc_py.cli import clickcli
     captured = {}
 
