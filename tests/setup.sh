@@ -13,6 +13,10 @@ packages=(
   python3-venv
   podman conmon containerd catatonit tmux   # end-to-end tests with real engines
   runc crun runsc         # reference runtimes for the benchmark and e2e comparisons
+  docker.io               # end-to-end tests with a real dockerd (private, started by the tests)
+  uidmap slirp4netns      # rootless: newuidmap/newgidmap, rootless podman's network
+  linux-image-amd64 qemu-system-x86   # the VM stage: a pure cgroup v2 guest (tests/vm)
+  systemd dbus            # the VM stage's systemd guest (systemd as its PID 1, the system bus)
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -21,6 +25,15 @@ done
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   apt-get update -qq
+  # Packages with services (docker.io, containerd) must not start them:
+  # the tests start private daemons of their own. policy-rc.d is Debian's
+  # switch for that, in place only while apt runs.
+  policy=/usr/sbin/policy-rc.d
+  own_policy=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod +x "$policy" && own_policy=1
+  fi
+  trap '[ "$own_policy" != 1 ] || rm -f "$policy"' EXIT
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
