@@ -87,6 +87,14 @@ def test_detached_exec_logs_stop_rm(docker, docker_daemon):
     assert not docker.exists(name)
 
 
+def test_exec_with_tty(docker):
+    name = docker.detach(IMAGE, "sh", "-c", LOOP)
+    wait_ready(docker, name)
+    result = docker("exec", "-t", name, "sh", "-c", "test -t 0 && test -t 1 && echo tty-ok")
+    # a terminal's output processing turns \n into \r\n
+    assert result.stdout == "tty-ok\r\n"
+
+
 def test_stop_kills_workload_that_ignores_sigterm_after_the_timeout(docker):
     name = docker.detach(IMAGE, "sh", "-c", IGNORES_TERM)
     wait_ready(docker, name)
