@@ -25,7 +25,6 @@ import tempfile
 
 from tests.e2e.cleanup import remove_empty_dirs, remove_tree
 from tests.e2e.commands import CommandFailed, run, run_in_terminal
-from tests.e2e.images import IMAGE
 from tests.support.runtime import wait_until
 
 DOCKER_TIMEOUT = 60
