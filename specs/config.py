@@ -568,11 +568,26 @@ def _check_ints(c, parent, key, path, ints, bools=()):
     return obj
 
 
+BLKIO_WEIGHT = (10, 1000)  # the kernel's range for blkio.weight and leaf_weight
+
+
+def _check_weights(c, obj, path):
+    """weight and leafWeight: 0 or BLKIO_WEIGHT. Engines write 0 for "not
+    set" (Docker does for every container) and runc skips a 0 weight: the
+    kernel's range applies to the weights that are written."""
+    for name in ("weight", "leafWeight"):
+        value = c.field(obj, name, path, "int")
+        if value and not BLKIO_WEIGHT[0] <= value <= BLKIO_WEIGHT[1]:
+            c.bad(f"{path}.{name}", f"{value} is out of range [{BLKIO_WEIGHT[0]}, {BLKIO_WEIGHT[1]}] "
+                                    "(0 leaves it unset)")
+
+
 def _check_block_io(c, res, path):
-    blkio = _check_ints(c, res, "blockIO", path, {"weight": (10, 1000), "leafWeight": (10, 1000)})
+    blkio = c.field(res, "blockIO", path, "object")
     if blkio is None:
         return
     where = f"{path}.blockIO"
+    _check_weights(c, blkio, where)
 
     def device(item, at, extra):
         c.field(item, "major", at, "int", required=True, range=INT64)
@@ -580,9 +595,7 @@ def _check_block_io(c, res, path):
         for name, (bounds, required) in extra.items():
             c.field(item, name, at, "int", required=required, range=bounds)
 
-    c.objects(blkio, "weightDevice", where,
-              lambda item, at: device(item, at, {"weight": ((10, 1000), False),
-                                                 "leafWeight": ((10, 1000), False)}))
+    c.objects(blkio, "weightDevice", where, lambda item, at: (device(item, at, {}), _check_weights(c, item, at)))
     for key in ("throttleReadBpsDevice", "throttleWriteBpsDevice", "throttleReadIOPSDevice",
                 "throttleWriteIOPSDevice"):
         c.objects(blkio, key, where, lambda item, at: device(item, at, {"rate": (UINT64, True)}))
