@@ -11,6 +11,15 @@ from tests.support.busybox import read_config, write_config
 
 KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
 IN_CONTAINER = {"createContainer", "startContainer"}
+# The status on each hook's stdin. The creation hooks see `created` (crun;
+# runtime-tools' hooks_stdin test). runc 1.1.5, run here with hooks that
+# dump their stdin, gives `creating` to prestart/createRuntime/createContainer,
+# `created` to startContainer and `created` to poststart, but it runs
+# poststart during `create`, before the user program is executed; runsc-py
+# runs it where runtime.md says, after that, when the status is `running`
+# (as crun gives it).
+STATUS_SEEN = {"prestart": "created", "createRuntime": "created", "createContainer": "created",
+               "startContainer": "created", "poststart": "running", "poststop": "stopped"}
 
 
 def recording_hook(kind, out):
@@ -60,8 +69,7 @@ def test_every_hook_kind_runs_where_and_when_the_spec_says(env):
     order = open(os.path.join(out, "order")).read().split()
     assert order == list(KINDS)
     host_mnt = os.readlink("/proc/self/ns/mnt")
-    expected_status = {"prestart": "creating", "createRuntime": "creating", "createContainer": "creating",
-                       "startContainer": "created", "poststart": "running", "poststop": "stopped"}
+    expected_status = STATUS_SEEN
     container_mnt = None
     for kind in KINDS:
         rec = parse_record(os.path.join(out, kind))
@@ -82,6 +90,29 @@ def test_every_hook_kind_runs_where_and_when_the_spec_says(env):
             assert rec["mnt"] == host_mnt, kind
         if kind != "poststop":
             assert rec["state"]["pid"] > 0
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_each_hook_alone_sees_its_status(env, kind):
+    """One hook of one kind per container: the state on its stdin has the
+    status that kind is given, whatever other hooks there are (none)."""
+    rt, cid = env.rt, env.cid()
+    out = os.path.join(env.tmp, "out")
+    os.makedirs(out)
+    bundle = env.bundle(["true"])
+    add_out_mount(bundle, out)
+    with_hooks(bundle, {kind: [recording_hook(kind, out)]})
+    rt("create", "--bundle", bundle, cid)
+    rt("start", cid)
+    rt("wait", cid, timeout=20)
+    rt("delete", cid)
+    state = parse_record(os.path.join(out, kind))["state"]
+    assert state["id"] == cid and state["status"] == STATUS_SEEN[kind], state
+    assert state["bundle"] == bundle
+    if kind == "poststop":
+        assert state["pid"] == 0  # no process any more
+    else:
+        assert state["pid"] > 0
 
 
 def test_hook_argv0_is_passed_as_given(env):
