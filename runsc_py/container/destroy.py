@@ -52,10 +52,10 @@ def destroy(root, cid, force=False) -> bool:
     if removed and poststop:
         # Only the caller that removed the record gets here: exactly once.
         from ..errors import log
-        from ..hooks import run_poststop
+        from ..hooks import run_hooks_warning
         state = container.oci_state()
         state["pid"] = 0
-        run_poststop(poststop, state, log)
+        run_hooks_warning("poststop", poststop, state, log)
     if removed:
         errors += _after_removal(root, sf, container)
     if errors:
