@@ -12,8 +12,11 @@ from . import control, faults, load_locked
 
 
 def start(root, cid):
-    """A failure to start (exec error, failing startContainer or poststart
-    hook) destroys the container: the command fails and nothing is left."""
+    """A failure to start (exec error, failing startContainer hook)
+    destroys the container: the command fails and nothing is left
+    (runtime.md: "If any startContainer hook fails, the runtime MUST
+    generate an error, stop the container, and continue the lifecycle at
+    step 12"). A failing poststart hook is only a warning (`_poststart`)."""
     container = load_locked(root, cid)
     try:
         if not st.can_start(container.status):
@@ -37,7 +40,7 @@ def start(root, cid):
     finally:
         container.sf.unlock()
     if error is None:
-        error = _poststart(container)
+        _poststart(container)
     if error is not None:
         from .destroy import destroy
         destroy(root, cid, force=True)
@@ -60,16 +63,19 @@ def _hand_over_listener(container, inner_pid, fd):
 
 
 def _poststart(container):
-    """runtime-spec: poststart hooks run "after the user-specified process
-    is executed but before the start operation returns"."""
-    from ..hooks import HookFailure, hooks_of, may_have, run_hooks
+    """runtime-spec config.md: poststart hooks run "after the user-specified
+    process is executed but before the start operation returns"; runtime.md
+    (up to v1.2.1, the version this runtime writes): "If any poststart hook
+    fails, the runtime MUST log a warning, but the remaining hooks and
+    lifecycle continue as if the hook had succeeded"."""
+    from ..errors import log
+    from ..hooks import hooks_of, may_have, run_hooks_warning
     if not may_have(container.record, "poststart"):
-        return None
-    hooks = hooks_of(container.sf.read_spec()).poststart
-    if not hooks:
-        return None
+        return
     try:
-        run_hooks("poststart", hooks, container.oci_state())
-    except (HookFailure, OSError) as e:
-        return str(e)
-    return None
+        hooks = hooks_of(container.sf.read_spec()).poststart
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        log.warning(f"poststart hooks not run: the spec snapshot of container "
+                    f'"{container.cid}" is unreadable: {e}')
+        return
+    run_hooks_warning("poststart", hooks, container.oci_state(), log)
