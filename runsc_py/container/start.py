@@ -23,8 +23,7 @@ def start(root, cid):
             container.persist_if_stale()
             raise Failure(f'container "{cid}" cannot be started: it is {container.status}, not created')
         fds = []
-        reply = control.request(container, {"op": "start", "state": container.oci_state()}, timeout=30,
-                                fds_out=fds)
+        reply = control.request(container, _start_message(container), timeout=30, fds_out=fds)
         faults.point("start:after-fork")
         error = reply.get("error")
         if error is None:
@@ -48,6 +47,16 @@ def start(root, cid):
     if container.sf.sid != cid:
         from .pod import adjust_sandbox_oom
         adjust_sandbox_oom(root, container.sf.sid)
+
+
+def _start_message(container):
+    """The sandbox needs the state only for startContainer hooks: without
+    them the message stays small whatever the annotations (with them,
+    create checked that the state fits one message: specs.config MAX_MESSAGE)."""
+    from ..hooks import may_have
+    if may_have(container.record, "startContainer"):
+        return {"op": "start", "state": container.oci_state()}
+    return {"op": "start"}
 
 
 def _hand_over_listener(container, inner_pid, fd):

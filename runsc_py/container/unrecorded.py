@@ -14,9 +14,9 @@ from the most to the least authoritative:
    (SO_PASSCRED, the same way create learns the sandbox's pid), so the pid
    is not taken from anything the damaged root says; a pidfd is opened and
    the title checked before the signal, so a reused pid is never hit. The
-   sandbox is PID 1 of the container's pid namespace (its death ends the
-   workload) and the gofer exits when the sandbox goes (EOF on their
-   socket). The sandbox's cgroup, when it is the default `/runsc-py/<id>`
+   container's PID 1 dies with the sandbox (it is the sandbox, or has
+   PR_SET_PDEATHSIG), ending the workload, and the gofer exits when the
+   sandbox goes (EOF on their socket). The sandbox's cgroup, when it is the default `/runsc-py/<id>`
    (a leaf made for that container alone), is killed and removed too.
 3. A scan of /proc (bounded in time) for processes titled after the
    container (`runsc-py-sandbox <id>`, `runsc-py-gofer <id>`, set with
