@@ -146,6 +146,35 @@ def test_failing_hook_fails_the_command_and_leaves_nothing(env, kind):
     assert os.listdir(env.root) == []
 
 
+@pytest.mark.parametrize("kind", ["startContainer", "poststart", "poststop"])
+def test_a_hook_that_exits_without_reading_its_stdin(env, kind):
+    """With a state larger than a pipe's buffer, writing it to a hook that
+    exits at once surely meets EPIPE and SIGPIPE. Bugs: in the workload's
+    child (startContainer; default signal handlers) SIGPIPE killed the
+    child unseen and `start` succeeded; in `run` (which forwards SIGPIPE
+    through a pidfd closed by then) a poststop warning read "bad file
+    descriptor"."""
+    rt, cid = env.rt, env.cid()
+    bundle = env.bundle(["sleep", "1000"] if kind != "poststop" else ["true"])
+    config = read_config(bundle)
+    config["annotations"] = {"io.example.big": "x" * (100 << 10)}
+    config["hooks"] = {kind: [{"path": "/bin/sh", "args": ["sh", "-c", "echo gone >&2; exit 4"]}]}
+    write_config(bundle, config)
+    if kind == "poststop":
+        assert rt("run", "--bundle", bundle, cid).returncode == 0
+        assert log_warnings(env) == ["error running poststop hook #0 (/bin/sh): exit status 4: gone"]
+        return
+    rt("create", "--bundle", bundle, cid)
+    started = rt("start", cid, check=False)
+    if kind == "startContainer":
+        assert started.returncode == 1 and "exit status 4: gone" in started.stderr, started.stderr
+        assert os.listdir(env.root) == []
+    else:
+        assert started.returncode == 0, started.stderr
+        assert log_warnings(env) == ["error running poststart hook #0 (/bin/sh): exit status 4: gone"]
+        rt("delete", "--force", cid)
+
+
 def test_hook_timeout_kills_it(env):
     rt, cid = env.rt, env.cid()
     bundle = env.bundle(["true"])
