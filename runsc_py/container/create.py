@@ -3,8 +3,9 @@
 Steps, each undone if a later one fails ("as if the operation were never
 attempted", runtime-spec runtime.md "create"):
 validate the whole bundle -> lock the new id -> spec snapshot -> fork the
-gofer -> fork the set-up child (namespaces) -> sandbox PID 1 builds the root
-and reports ready -> record `created` -> pid file -> commit.
+gofer -> fork the sandbox (namespaces; outside the container's pid
+namespace) -> its child, the container's PID 1, builds the root -> the
+sandbox reports ready -> record `created` -> pid file -> commit.
 
 Until the commit, gofer and sandbox die with the CLI (they hold the other
 end of a socket to it and exit on EOF), so a create killed at any point
@@ -59,11 +60,11 @@ def cgroup_layout():
 
 
 def _enter_cgroup(launched, cgroup):
-    """The gofer and the set-up child join the container's cgroup, then the
-    set-up child may go on: the cgroup namespace it makes has the cgroup
-    of its maker as root, so the container sees its own cgroup as "/".
-    A pod member's set-up child is forked inside the pod's sandbox: its
-    sandbox process joins when it reports itself (`_await_ready`)."""
+    """The gofer and the sandbox join the container's cgroup, then the
+    sandbox may go on: the cgroup namespace it makes has the cgroup of its
+    maker as root, so the container sees its own cgroup as "/". A pod
+    member's sandbox is forked inside the pod's sandbox: it joins when it
+    reports itself (`_await_ready`), before it forks its PID 1."""
     launched.cgroup = cgroup
     if cgroup is not None:
         cgroup.enter([pid for pid in (launched.gofer_pid, launched.setup_pid) if pid])
@@ -77,7 +78,7 @@ class Launched:
 
     def __init__(self):
         self.gofer_pid = None
-        self.setup_pid = None
+        self.setup_pid = None         # the sandbox, when it is our child
         self.sandbox_pid = None
         self.sync = None
         self.commit = None
@@ -97,9 +98,9 @@ class Launched:
                     os.waitpid(pid, 0)
                 except ChildProcessError:
                     pass
-        if self.sandbox_pid:
-            # Not our child (its parent, the set-up child, has exited); wait
-            # until it is gone so nothing of it outlives the failed create.
+        if self.sandbox_pid and self.sandbox_pid != self.setup_pid:
+            # A pod member's, not our child; wait until it is gone so
+            # nothing of it outlives the failed create.
             fd = proc.pidfd_for(self.sandbox_pid, None)
             if fd is not None:
                 try:
@@ -109,12 +110,6 @@ class Launched:
         for sock in (self.sync, self.commit):
             if sock is not None:
                 sock.close()
-
-    def reap_setup(self):
-        """The set-up child exits once it has forked the sandbox."""
-        if self.setup_pid:
-            os.waitpid(self.setup_pid, 0)
-            self.setup_pid = None
 
     def commit_all(self):
         for sock in (self.sync, self.commit):
@@ -179,10 +174,9 @@ def _await_ready(launched, spec, cid, bundle):
             launched.sandbox_pid = sender
             if launched.join_on_start:
                 launched.cgroup.enter([sender])
+            if launched.setup_pid is None:  # a member's sandbox waits for its cgroup
+                unix.send(sync, {"go": True})
         elif msg.get("ready"):
-            # The set-up child exited after forking the sandbox; reaping it
-            # here, not at "started", lets its exit overlap the sandbox's work.
-            launched.reap_setup()
             return
 
 
@@ -229,7 +223,8 @@ def launch(spec, sf, bundle, console_socket, preserve_fds, no_pivot):
         launch_args = setup.Launch(spec=spec, cid=sf.cid, sync=sync_end, gofer=sandbox_end, control=control,
                                    console=console, preserve_fds=preserve_fds, no_pivot=no_pivot,
                                    cgroup_layout=cgroup_layout(), confinement=confinement,
-                                   oom_score_adj=_sandbox_oom_score_adj(spec))
+                                   oom_score_adj=_sandbox_oom_score_adj(spec),
+                                   pod_sandbox=_is_pod_sandbox(spec))
         pid = os.fork()
         if pid == 0:
             for sock in (gofer_end, commit_end, launched.commit, launched.sync):
@@ -244,12 +239,16 @@ def launch(spec, sf, bundle, console_socket, preserve_fds, no_pivot):
     return launched
 
 
+def _is_pod_sandbox(spec):
+    from .pod import SANDBOX, role_of
+    return role_of(spec.annotations)[0] == SANDBOX
+
+
 def _sandbox_oom_score_adj(spec):
     """The sandbox gets the lowest oomScoreAdj of the containers it holds,
     the pod's pause container excepted (runsc's rule): a container of its
     own gives it its value at once; a pod's members adjust it later."""
-    from .pod import SANDBOX, role_of
-    if role_of(spec.annotations)[0] == SANDBOX:
+    if _is_pod_sandbox(spec):
         return None
     return spec.process.oom_score_adj
 
