@@ -30,6 +30,7 @@ import select
 
 import prctl
 
+from runsc_py import protocol
 from runsc_py.linux import fs, ns, signals, unix
 
 from . import members
@@ -52,6 +53,7 @@ class Sandbox:
         self.started = False
         self.wakeup_r = None
         self.own_pid_ns = self.children_pid_ns = None  # a pod's sandbox's (enter_pid_namespace)
+        self._peer_uids = False                         # not computed yet (peer_uids)
 
     # -- set-up -------------------------------------------------------------
     def enter_pid_namespace(self, pid_ns):
@@ -192,45 +194,81 @@ class Sandbox:
                 self.finish(128 - code if code < 0 else code)
 
     def on_control(self):
+        """One request on the control socket. Its peer is not trusted: a
+        process of another uid is refused, and a request that is not valid
+        (protocol.parse_request) gets an error reply and changes nothing."""
         try:
             conn, _ = self.launch.control.accept()
         except OSError:
             return
         exit_code = None
+        fds = []
         with conn:
             conn.settimeout(10)
             try:
-                msg, fds = unix.recv(conn)
-                if msg is not None and msg.get("op") == "member":
-                    # The member's sandbox takes the connection over.
-                    try:
-                        members.spawn(msg, fds, conn, self.own_pid_ns, self.children_pid_ns, self.launch.proc_fd)
-                    except members.MemberRefused as e:
-                        unix.send(conn, {"error": str(e)})
-                for fd in fds:
-                    os.close(fd)
-                if msg is not None and msg.get("op") != "member":
-                    reply, exit_code, reply_fds = self.handle(msg)
+                data, fds = unix.recv_bytes(conn, protocol.MAX_REQUEST)
+                if not data:
+                    return
+                try:
+                    reply, exit_code, reply_fds = self.request(conn, data, fds)
+                except Exception as e:  # a bug of ours must not end the container
+                    reply, exit_code, reply_fds = {"error": f"internal error: {e!r}"}, None, []
+                if reply is not None:
                     try:
                         unix.send(conn, reply, reply_fds)
                     finally:
                         for fd in reply_fds:
                             os.close(fd)
-            except (OSError, ValueError):
+            except OSError:
                 pass  # the caller went away; a decided exit still happens
+            finally:
+                for fd in fds:
+                    try:
+                        os.close(fd)
+                    except OSError:
+                        pass  # taken over by a member's sandbox (closed here: its copy stays)
         if exit_code is not None:
             self.finish(exit_code)  # after the reply: the caller learns it worked
 
+    def request(self, conn, data, fds):
+        """(reply or None if the connection was handed over, exit status to
+        finish with after replying or None, fds to send)."""
+        _pid, uid, _gid = unix.peer_credentials(conn)
+        allowed = self.peer_uids()
+        if allowed is not None and uid not in allowed:
+            return {"error": f"uid {uid} may not control this container"}, None, []
+        try:
+            msg = protocol.parse_request(data)
+            if msg["op"] == protocol.MEMBER:
+                if len(fds) != protocol.member_fd_count(msg):
+                    raise protocol.BadRequest("'member' request: wrong number of fds")
+                # The member's sandbox takes the connection over.
+                members.spawn(msg, fds, conn, self.own_pid_ns, self.children_pid_ns, self.launch)
+                return None, None, []
+            if fds:
+                raise protocol.BadRequest(f"{msg['op']!r} request: carries fds")
+        except (protocol.BadRequest, members.MemberRefused) as e:
+            return {"error": str(e)}, None, []
+        return self.handle(msg)
+
+    def peer_uids(self):
+        """The uids, as this process's user namespace names them, that may
+        send requests: root and the runtime's owner. None if neither is
+        mapped here (a user namespace without them): then the socket's
+        mode (0600, the runtime owner's) is the check, made by the kernel
+        in the host's terms."""
+        if self._peer_uids is False:
+            self._peer_uids = _mapped_uids(self.launch, {0, self.launch.owner_uid})
+        return self._peer_uids
+
     def handle(self, msg):
         """(reply, exit status to finish with after replying or None, fds to send)."""
-        op = msg.get("op")
-        if op == "start":
+        op = msg["op"]
+        if op == protocol.START:
             return self.start(msg.get("state") or {})
-        if op == "signal":
-            return {"ok": True}, self.deliver(int(msg["signal"])), []
-        if op == "ping":
-            return {"ok": True, "workload": self.init_pid if self.started else None}, None, []
-        return {"error": f"unknown request {op!r}"}, None, []
+        if op == protocol.SIGNAL:
+            return dict(protocol.OK), self.deliver(msg["signal"]), []
+        return {"ok": True, "workload": self.init_pid if self.started else None}, None, []
 
     def start(self, state):
         """(reply, None, fds): PID 1 execs the workload; the reply names its
@@ -274,6 +312,17 @@ class SandboxError(Exception):
 
 def _noop(_signum, _frame):
     """The wakeup fd carries the signals to the loop."""
+
+
+def _mapped_uids(launch, host_uids):
+    """`host_uids` as this process's user namespace names them (its
+    uid_map: inside, outside, count), those it cannot name left out; None
+    if none is named."""
+    with open("self/uid_map", opener=launch.proc_opener) as f:
+        ranges = [tuple(map(int, line.split())) for line in f if line.strip()]
+    inside = {first + (uid - outside) for uid in host_uids for first, outside, count in ranges
+              if outside <= uid < outside + count}
+    return inside or None
 
 
 def _await_cgroup(launch):

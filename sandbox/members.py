@@ -23,7 +23,7 @@ from specs.config import parse_config
 from . import confine, setup
 
 
-def spawn(msg, fds, conn, own_pid_ns, children_pid_ns, proc_fd):
+def spawn(msg, fds, conn, own_pid_ns, children_pid_ns, pod):
     """Fork the member's sandbox; returns its pid (the pod's sandbox reaps it).
 
     It is forked into the runtime's pid namespace (the pod sandbox's own),
@@ -47,7 +47,7 @@ def spawn(msg, fds, conn, own_pid_ns, children_pid_ns, proc_fd):
             ns.setns(children_pid_ns, ns.CLONE_NEWPID, path="the pod's pid namespace")
     if pid == 0:
         try:
-            launch = _launch(msg, fds, conn, parent, proc_fd)
+            launch = _launch(msg, fds, conn, parent, pod)
         except BaseException as e:
             try:
                 unix.send(conn, {"error": f"member set-up: {e or type(e).__name__}"})
@@ -61,9 +61,10 @@ class MemberRefused(Exception):
     pass
 
 
-def _launch(msg, fds, conn, parent, proc_fd):
+def _launch(msg, fds, conn, parent, pod):
     """Turn the request into the member's Launch, in the forked child."""
     signals.set_wakeup_fd(-1)  # the pod sandbox's wakeup pipe is not ours
+    proc_fd = pod.proc_fd
     gofer, control, stdio = fds[0], fds[1], fds[2:5]
     rest = fds[5:]
     console = rest.pop(0) if msg["console"] else None
@@ -86,7 +87,7 @@ def _launch(msg, fds, conn, parent, proc_fd):
         console=unix.Socket(fileno=console) if console is not None else None,
         preserve_fds=count, no_pivot=msg["noPivot"], cgroup_layout=msg["cgroupLayout"],
         confinement=confine.prepare(spec.process, spec.linux), member=True, parent_pid=parent,
-        proc_fd=proc_fd,
+        proc_fd=proc_fd, owner_uid=pod.owner_uid,
         ns_fds=dict(zip(msg["namespaces"], ns_fds)),
         oom_score_adj=own if own is not None else msg["oomScoreAdj"])
 

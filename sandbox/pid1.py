@@ -129,7 +129,15 @@ def build(launch):
     workload.check_executable(spec.process)
     if not spec.process.terminal:
         return None
-    return _make_terminal(launch)
+    slave = _make_terminal(launch)
+    # The process's stdio is the terminal. The caller's stdio is then only
+    # create's own output, which containerd's shim reads to EOF: holding it
+    # until start would hang the shim.
+    null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.close(null)
+    return slave
 
 
 def _creation_hooks(launch):

@@ -46,6 +46,7 @@ class Launch:
         # O_PATH fd of the runtime's /proc: the sandbox is outside the pid
         # namespace of the /proc mounted in its (the container's) mount tree.
         self.proc_fd = kw.get("proc_fd")
+        self.owner_uid = kw.get("owner_uid", 0)  # the runtime's uid: it (and root) may control the sandbox
         self.trees = None                       # the gofer's message, received at set-up
         self.tree_fds = []
 

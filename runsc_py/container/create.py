@@ -224,7 +224,7 @@ def launch(spec, sf, bundle, console_socket, preserve_fds, no_pivot):
                                    console=console, preserve_fds=preserve_fds, no_pivot=no_pivot,
                                    cgroup_layout=cgroup_layout(), confinement=confinement,
                                    oom_score_adj=_sandbox_oom_score_adj(spec),
-                                   pod_sandbox=_is_pod_sandbox(spec))
+                                   pod_sandbox=_is_pod_sandbox(spec), owner_uid=os.geteuid())
         pid = os.fork()
         if pid == 0:
             for sock in (gofer_end, commit_end, launched.commit, launched.sync):
@@ -254,12 +254,19 @@ def _sandbox_oom_score_adj(spec):
 
 
 def listen_control(sf):
-    """The container's control socket, served by its sandbox process."""
+    """The container's control socket, served by its sandbox process: made
+    under umask 077, so only its owner (the runtime's) and root can
+    connect whatever the caller's umask (connect(2) needs write permission
+    on the socket); the sandbox checks the peer's uid too."""
     try:
         os.unlink(sf.path("sock"))
     except FileNotFoundError:
         pass
-    return unix.listen(sf.path("sock"))
+    old = os.umask(0o077)
+    try:
+        return unix.listen(sf.path("sock"))
+    finally:
+        os.umask(old)
 
 
 def connect_console(spec, console_socket):

@@ -183,3 +183,18 @@ def test_hostname_and_namespaces(env):
     assert out[0] == "box"
     assert out[1] == "1"          # the workload is PID 1; the sandbox is outside
     assert int(out[2]) == 3       # only the container's: sh, ls, grep
+
+
+def test_proc_1_is_the_workload_after_create_start_and_for_exec(env):
+    """The workload is PID 1 of its pid namespace (as with runc): its
+    /proc/1/cmdline is process.args, for itself and for an exec'd process;
+    nothing of the runtime is in the container's /proc."""
+    cid = env.cid()
+    env.rt("create", "--bundle", env.bundle(["sleep", "1000"]), cid)
+    env.rt("start", cid)
+    seen = env.rt("exec", cid, "sh", "-c", "tr '\\0' ' ' < /proc/1/cmdline; echo; echo $$; "
+                                           "cat /proc/[0-9]*/cmdline | tr '\\0' ' '").stdout.splitlines()
+    assert seen[0].strip() == "sleep 1000"
+    assert int(seen[1]) > 1
+    assert "runsc-py" not in seen[2]
+    env.rt("delete", "--force", cid)
