@@ -35,6 +35,7 @@ from runsc_py.linux import fs, ns, signals, unix
 
 from . import members
 from . import pid1
+from . import selfconfine
 from . import workload
 
 NAME = "runsc-py-sandbox"
@@ -370,6 +371,10 @@ def run(launch, pid_ns):
         if launch.oom_score_adj is not None:
             _write_own_oom_score_adj(launch, launch.oom_score_adj)
         sandbox.drop_inherited_fds()
+        if not launch.pod_sandbox:
+            selfconfine.preload()
+            with open("sys/kernel/cap_last_cap", opener=launch.proc_opener) as f:
+                last_cap = int(f.read())
         sandbox.enter_pid_namespace(pid_ns)
         sandbox.fork_init()
         for fd in range(3, 3 + launch.preserve_fds):
@@ -390,6 +395,9 @@ def run(launch, pid_ns):
     import gc
     gc.freeze()
     try:
+        if not launch.pod_sandbox:
+            sandbox.peer_uids()  # (reads /proc: before the filter)
+            selfconfine.confine_sandbox(last_cap)
         sandbox.serve()
     except BaseException:
         sandbox.stop_all()

@@ -198,3 +198,40 @@ def test_proc_1_is_the_workload_after_create_start_and_for_exec(env):
     assert int(seen[1]) > 1
     assert "runsc-py" not in seen[2]
     env.rt("delete", "--force", cid)
+
+
+def _status(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+
+
+def test_sandbox_and_gofer_confine_themselves_once_created(env):
+    """After create, the sandbox keeps only CAP_KILL and the gofer no
+    capability; both have no_new_privs and a seccomp filter (mode 2), and
+    the lifecycle still works under them."""
+    cid = env.cid()
+    env.rt("create", "--bundle", env.bundle(["sleep", "1000"]), cid)
+    record = _record(env, cid)
+    # Each confines itself when it receives create's commit, sent just before create exits.
+    for pid in (record["sandbox"]["pid"], record["gofer"]["pid"]):
+        wait_until(lambda: _status(pid)["Seccomp"] == "2", 10, f"process {pid} to confine itself")
+    sandbox, gofer = _status(record["sandbox"]["pid"]), _status(record["gofer"]["pid"])
+    assert int(sandbox["CapEff"], 16) == 1 << 5 and int(sandbox["CapBnd"], 16) == 1 << 5
+    assert int(gofer["CapEff"], 16) == 0 and int(gofer["CapBnd"], 16) == 0
+    for status in (sandbox, gofer):
+        assert status["Seccomp"] == "2" and status["NoNewPrivs"] == "1"
+    env.rt("start", cid)
+    assert env.rt("exec", cid, "echo", "in").stdout == "in\n"
+    env.rt("pause", cid)
+    env.rt("resume", cid)
+    env.rt("kill", cid, "KILL")
+    assert json.loads(env.rt("wait", cid, timeout=20).stdout)["exitStatus"] == 137
+    env.rt("delete", cid)
+
+
+def _record(env, cid):
+    for name in os.listdir(env.root):
+        if name.startswith(f"{cid}_sandbox:") and name.endswith(".state"):
+            with open(os.path.join(env.root, name)) as f:
+                return json.load(f)
+    raise AssertionError(f"no record of {cid}")
