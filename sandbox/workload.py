@@ -132,13 +132,16 @@ def exec_process(process, channel, preserve_fds, terminal_slave, confinement, be
         if preserve_fds:
             env["LISTEN_FDS"] = str(preserve_fds)
             env["LISTEN_PID"] = str(os.getpid())
-        if before_exec is not None:
-            before_exec()
         cwd_entered = _enter_cwd(process.cwd)
         listener = confinement.apply(cwd_entered)
         if listener is not None:
             _send(channel, {"seccompListener": True}, [listener])
             os.close(listener)
+        if before_exec is not None:
+            # What runc does (checked with runc 1.1): startContainer hooks
+            # run under the process's own confinement (user, capabilities,
+            # no_new_privs, seccomp), in the container, just before execve.
+            before_exec()
         try:
             os.execvpe(arg0, list(process.args), env)
         except OSError as e:

@@ -18,9 +18,10 @@ import time
 from .. import jsonio
 from .. import status as st
 from ..errors import Failure, os_error_text
-from ..linux import proc, signals, unix
+from ..linux import proc, unix
 from ..state_file import StateFile, atomic_write, validate_id
 from . import faults
+from .launch import Launched, cgroup_layout, connect_console, fork_gofer, listen_control
 
 SETUP_TIMEOUT = 60.0
 
@@ -52,13 +53,6 @@ def check_supported(spec):
     check(spec.process, linux)
 
 
-def cgroup_layout():
-    """The host's cgroup hierarchies under /sys/fs/cgroup, for the `cgroup`
-    mount type: [[name, fstype, super options]]."""
-    from .. import cgroups
-    return cgroups.current_host().layout()
-
-
 def _enter_cgroup(launched, cgroup):
     """The gofer and the sandbox join the container's cgroup, then the
     sandbox may go on: the cgroup namespace it makes has the cgroup of its
@@ -71,54 +65,6 @@ def _enter_cgroup(launched, cgroup):
         launched.join_on_start = launched.setup_pid is None
     if launched.setup_pid:
         unix.send(launched.sync, {"go": True})
-
-
-class Launched:
-    """The processes of a create in progress, and how to undo them."""
-
-    def __init__(self):
-        self.gofer_pid = None
-        self.setup_pid = None         # the sandbox, when it is our child
-        self.sandbox_pid = None
-        self.sync = None
-        self.commit = None
-        self.cgroup = None            # the container's cgroups.Cgroup
-        self.join_on_start = False    # the sandbox process joins the cgroup when it reports
-
-    def kill(self):
-        for pid in (self.sandbox_pid, self.setup_pid, self.gofer_pid):
-            if pid:
-                try:
-                    os.kill(pid, signals.SIGKILL)
-                except ProcessLookupError:
-                    pass
-        for pid in (self.setup_pid, self.gofer_pid):  # our children: reap them
-            if pid:
-                try:
-                    os.waitpid(pid, 0)
-                except ChildProcessError:
-                    pass
-        if self.sandbox_pid and self.sandbox_pid != self.setup_pid:
-            # A pod member's, not our child; wait until it is gone so
-            # nothing of it outlives the failed create.
-            fd = proc.pidfd_for(self.sandbox_pid, None)
-            if fd is not None:
-                try:
-                    proc.wait_pidfd(fd, 10)
-                finally:
-                    os.close(fd)
-        for sock in (self.sync, self.commit):
-            if sock is not None:
-                sock.close()
-
-    def commit_all(self):
-        for sock in (self.sync, self.commit):
-            try:
-                unix.send(sock, {"commit": True})
-            except OSError:
-                pass  # the process is gone; `state` will say stopped
-            sock.close()
-        self.sync = self.commit = None
 
 
 def _write_id_maps(pid, linux):
@@ -180,28 +126,6 @@ def _await_ready(launched, spec, cid, bundle):
             return
 
 
-def _fork_gofer(spec, bundle, sf, gofer_end, commit_end, others):
-    from gofer import main as gofer
-    from sandbox.rootfs import device_sources
-    sources = device_sources(spec)
-    _freeze_heap()
-    pid = os.fork()
-    if pid == 0:
-        for sock in others:
-            sock.close()
-        gofer.run(sf.cid, spec, bundle, gofer_end, commit_end, sf.path("exit"), sources)
-    return pid
-
-
-def _freeze_heap():
-    """Before the first fork: everything allocated so far moves to the
-    collector's permanent generation, so no collection in the gofer or the
-    sandbox walks (and thereby copies) the pages they share with each other
-    (Python's gc.freeze, for fork-based servers)."""
-    import gc
-    gc.freeze()
-
-
 def launch(spec, sf, bundle, console_socket, preserve_fds, no_pivot):
     from sandbox import setup
 
@@ -217,7 +141,7 @@ def launch(spec, sf, bundle, console_socket, preserve_fds, no_pivot):
         console = connect_console(spec, console_socket)
         confinement = _prepare_confinement(spec)
         child_ends = [s for s in (sandbox_end, sync_end, control, console) if s is not None]
-        launched.gofer_pid = _fork_gofer(spec, bundle, sf, gofer_end, commit_end,
+        launched.gofer_pid = fork_gofer(spec, bundle, sf, gofer_end, commit_end,
                                          child_ends + [launched.commit, launched.sync])
         faults.point("create:after-gofer-fork")
         launch_args = setup.Launch(spec=spec, cid=sf.cid, sync=sync_end, gofer=sandbox_end, control=control,
@@ -251,34 +175,6 @@ def _sandbox_oom_score_adj(spec):
     if _is_pod_sandbox(spec):
         return None
     return spec.process.oom_score_adj
-
-
-def listen_control(sf):
-    """The container's control socket, served by its sandbox process: made
-    under umask 077, so only its owner (the runtime's) and root can
-    connect whatever the caller's umask (connect(2) needs write permission
-    on the socket); the sandbox checks the peer's uid too."""
-    try:
-        os.unlink(sf.path("sock"))
-    except FileNotFoundError:
-        pass
-    old = os.umask(0o077)
-    try:
-        return unix.listen(sf.path("sock"))
-    finally:
-        os.umask(old)
-
-
-def connect_console(spec, console_socket):
-    """A connection to --console-socket when the process wants a terminal."""
-    if not spec.process.terminal:
-        return None
-    if not console_socket:
-        raise Failure("process.terminal is true: --console-socket is required")
-    try:
-        return unix.connect_stream(console_socket, 10)
-    except OSError as e:
-        raise Failure(f"--console-socket {console_socket}: {os_error_text(e)}") from None
 
 
 def _prepare_confinement(spec):

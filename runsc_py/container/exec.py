@@ -5,8 +5,9 @@ of the CLI enters the container's namespaces with setns (user first) — the
 sandbox's, and for pid and time those of its children (the sandbox is
 outside its container's pid namespace) —, forks the process (so it is in
 the container's pid namespace), reports its host pid and exits. Detached,
-the process is thereby reparented to the caller's subreaper (conmon, containerd's shim); attached, the CLI is the subreaper,
-waits for it and exits with its status.
+the process is thereby reparented to the caller's subreaper (conmon,
+containerd's shim); attached, the CLI is the subreaper, waits for it and
+exits with its status.
 """
 
 import os

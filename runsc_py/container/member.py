@@ -19,6 +19,8 @@ from .. import status as st
 from ..errors import Failure, Unsupported, os_error_text
 from ..linux import ns, unix
 from . import load
+from .launch import Launched, cgroup_layout, connect_console, fork_gofer, listen_control
+
 
 def pod_sandbox(root, cid, sid):
     """The running sandbox container that `cid` joins."""
@@ -74,7 +76,6 @@ def _namespace_fds(spec):
 
 def launch(spec, sf, bundle, console_socket, preserve_fds, no_pivot):
     """Start the member's gofer and ask the pod's sandbox for the rest."""
-    from .create import Launched, _fork_gofer, cgroup_layout, connect_console, listen_control
     pod = pod_sandbox(sf.root, sf.cid, sf.sid)
     launched = Launched()
     sandbox_end, gofer_end = unix.pair()
@@ -85,7 +86,7 @@ def launch(spec, sf, bundle, console_socket, preserve_fds, no_pivot):
         control = listen_control(sf)
         console = connect_console(spec, console_socket)
         ns_fds = _namespace_fds(spec)
-        launched.gofer_pid = _fork_gofer(spec, bundle, sf, gofer_end, commit_end,
+        launched.gofer_pid = fork_gofer(spec, bundle, sf, gofer_end, commit_end,
                                          [s for s in (sandbox_end, control, console, launched.commit) if s])
         try:
             conn = unix.connect(pod.sandbox["controlSocket"], 10)

@@ -235,3 +235,30 @@ def _record(env, cid):
             with open(os.path.join(env.root, name)) as f:
                 return json.load(f)
     raise AssertionError(f"no record of {cid}")
+
+
+def test_start_container_hook_runs_with_the_processs_privileges(env):
+    """As with runc (1.1, checked by running it): the startContainer hook
+    runs in the container as the process's user, with its capabilities and
+    no_new_privs, not as the runtime's root."""
+    from tests.support.busybox import read_config, write_config
+    out = os.path.join(env.tmp, "out")
+    os.makedirs(out)
+    os.chmod(out, 0o777)
+    bundle = env.bundle(["true"])
+    config = read_config(bundle)
+    config["process"]["user"] = {"uid": 1000, "gid": 1000}
+    config["process"]["capabilities"] = {kind: ["CAP_KILL"] for kind in ("bounding", "effective", "permitted")}
+    config["process"]["noNewPrivileges"] = True
+    config["mounts"].append({"destination": "/out", "type": "bind", "source": out, "options": ["rbind", "rw"]})
+    script = "{ id -u; grep -E '^(CapEff|CapBnd|NoNewPrivs):' /proc/self/status; } > /out/hook"
+    config["hooks"] = {"startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", script]}]}
+    write_config(bundle, config)
+    env.rt("run", "--bundle", bundle, env.cid())
+    lines = open(os.path.join(out, "hook")).read().split("\n")
+    assert lines[0] == "1000"
+    fields = dict(line.split(":\t") for line in lines[1:] if line)
+    # The process's bounding set; no effective capability after the hook's
+    # execve as a non-root user without ambient ones (runc shows the same).
+    assert int(fields["CapBnd"], 16) == 1 << 5 and int(fields["CapEff"], 16) == 0
+    assert fields["NoNewPrivs"] == "1"
