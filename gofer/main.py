@@ -104,7 +104,10 @@ def run(cid, spec, bundle, sandbox_sock, commit_sock, exit_path, device_sources=
             os.close(fd)
         if not _committed(commit_sock):
             os._exit(1)
-        serve(sandbox_sock, exit_path)
+        from runsc_py.state_file import atomic_write
+        from sandbox import selfconfine
+        selfconfine.confine_gofer()
+        serve(sandbox_sock, exit_path, atomic_write)
     except BaseException:
         code = 1
     os._exit(code)
@@ -128,11 +131,10 @@ def _committed(commit_sock) -> bool:
     return bool(msg and msg.get("commit"))
 
 
-def serve(sandbox_sock, exit_path):
+def serve(sandbox_sock, exit_path, atomic_write):
     """Wait for the sandbox: record the exit status it reports, then go."""
     import gc
     gc.freeze()  # keep the pages shared with the sandbox: nothing new to collect here
-    from runsc_py.state_file import atomic_write
     while True:
         msg, fds = unix.recv(sandbox_sock)
         for fd in fds:

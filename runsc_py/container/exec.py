@@ -1,11 +1,13 @@
 """exec: run another process in a created or running container.
 
 The process joins the container from the host side, as with runc: a child
-of the CLI enters the sandbox's namespaces with setns (user first), forks
-the process (so it is in the container's pid namespace), reports its host
-pid and exits. Detached, the process is thereby reparented to the caller's
-subreaper (conmon, containerd's shim); attached, the CLI is the subreaper,
-waits for it and exits with its status.
+of the CLI enters the container's namespaces with setns (user first) — the
+sandbox's, and for pid and time those of its children (the sandbox is
+outside its container's pid namespace) —, forks the process (so it is in
+the container's pid namespace), reports its host pid and exits. Detached,
+the process is thereby reparented to the caller's subreaper (conmon,
+containerd's shim); attached, the CLI is the subreaper, waits for it and
+exits with its status.
 """
 
 import os
@@ -25,13 +27,14 @@ _CLONE = {"user": ns.CLONE_NEWUSER, "mnt": ns.CLONE_NEWNS, "ipc": ns.CLONE_NEWIP
 
 
 def _namespace_fds(pid):
-    """fds of the sandbox's namespaces that differ from ours."""
+    """fds of the container's namespaces that differ from ours: those of
+    the sandbox, and of its children for pid and time."""
     fds = []
     try:
         for name in ORDER:
             theirs = f"/proc/{pid}/ns/{name}"
-            if name == "time":
-                theirs = f"/proc/{pid}/ns/time_for_children"
+            if name in ("pid", "time"):
+                theirs = f"/proc/{pid}/ns/{name}_for_children"
             try:
                 if os.stat(theirs).st_ino == os.stat(f"/proc/self/ns/{name}").st_ino:
                     continue

@@ -8,14 +8,15 @@ from ..linux.proc import is_alive
 def container_pids(container):
     """Every host process of the container, the sandbox included: the
     sandbox's descendants (a pod sandbox's include its members') and,
-    when the container has a pid namespace of its own, every process in
-    it (processes that `exec` joined in are not the sandbox's children)."""
+    when the container has a pid namespace of its own (the sandbox's
+    children's), every process in it (processes that `exec` joined in
+    are not the sandbox's children)."""
     sb = container.sandbox
     pid, start = sb.get("pid"), sb.get("startTime")
     if not is_alive(pid, start):
         return []
     try:
-        target = os.readlink(f"/proc/{pid}/ns/pid")
+        target = os.readlink(f"/proc/{pid}/ns/pid_for_children")
     except OSError:
         return []
     own_namespace = target != os.readlink("/proc/self/ns/pid")
