@@ -283,3 +283,16 @@ def test_query_attach_detach_on_a_cgroup2_directory():
             os.close(fd)
     finally:
         os.rmdir(path)
+
+
+def test_features_say_how_device_rules_are_enforced_here():
+    from runsc_py.cgroups import current_host
+    from specs.features import features
+    said = features()["annotations"]["io.github.runsc-py.devices"]
+    host = current_host()
+    if host.holder("devices") == ("devices", 1):
+        assert said == "cgroup v1 devices controller"
+    elif host.v2 is not None and _bpf_available():
+        assert said == "cgroup v2 eBPF device filter"
+    else:
+        assert said.startswith("none: device rules are refused (")
