@@ -24,6 +24,8 @@ from tests.support.busybox import default_config
 from tests.support.confined import assert_refused
 from tests.support.runtime import wait_for_exit, wait_until
 
+# The VM stage's guest may run on qemu's TCG, where one `run` takes ~20 s.
+TIMEOUT = 180 if os.environ.get("RUNSC_PY_VM_GUEST") else 30
 SECRET = b"runsc-py device test: the loop device's own text\n"
 DENY_ALL = {"allow": False, "access": "rwm"}
 EPERM = "Operation not permitted"
@@ -62,7 +64,7 @@ def config(script, devices, terminal=False):
 
 
 def run(env, cfg, name="c"):
-    return env.rt("run", "--bundle", env.bundle(config=cfg), env.cid(name), check=False)
+    return env.rt("run", "--bundle", env.bundle(config=cfg), env.cid(name), check=False, timeout=TIMEOUT)
 
 
 def read_block(major, minor):
@@ -119,9 +121,10 @@ def test_the_terminal_and_dev_pts_work_under_deny_all(env):
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(os.path.join(env.tmp, "console.sock"))
     listener.listen(1)
-    listener.settimeout(20)
+    listener.settimeout(TIMEOUT)
     try:
-        rt("create", "--bundle", bundle, "--console-socket", os.path.join(env.tmp, "console.sock"), cid)
+        rt("create", "--bundle", bundle, "--console-socket", os.path.join(env.tmp, "console.sock"), cid,
+           timeout=TIMEOUT)
         conn, _ = listener.accept()
         with conn:
             _msg, fds, _flags, _addr = socket.recv_fds(conn, 4096, 1)
@@ -130,8 +133,8 @@ def test_the_terminal_and_dev_pts_work_under_deny_all(env):
     master = fds[0]
     try:
         pid = rt.state(cid)["pid"]
-        rt("start", cid)
-        assert wait_for_exit(pid, 20)
+        rt("start", cid, timeout=TIMEOUT)
+        assert wait_for_exit(pid, TIMEOUT)
         output = b""
         while True:
             try:
@@ -146,24 +149,24 @@ def test_the_terminal_and_dev_pts_work_under_deny_all(env):
     text = output.decode(errors="replace").replace("\r", "")
     assert "tty=/dev/pts/" in text and "via-dev-tty" in text and "via-pts" in text and "done" in text, text
     assert EPERM not in text, text
-    rt("delete", cid)
+    rt("delete", cid, timeout=TIMEOUT)
 
 
 def test_update_changes_what_the_running_container_may_open(env, loop, tmp_path):
     _path, major, minor = loop
     rt, cid = env.rt, env.cid()
-    script = f"mknod /dev/hd b {major} {minor} && touch /tmp/ready; exec sleep 60"
+    script = f"mknod /dev/hd b {major} {minor} && touch /tmp/ready; exec sleep 600"
     bundle = env.bundle(config=config(script, [DENY_ALL]))
-    rt("run", "--detach", "--bundle", bundle, cid)
-    wait_until(lambda: os.path.exists(os.path.join(bundle, "rootfs", "tmp", "ready")), 20, "the node")
+    rt("run", "--detach", "--bundle", bundle, cid, timeout=TIMEOUT)
+    wait_until(lambda: os.path.exists(os.path.join(bundle, "rootfs", "tmp", "ready")), TIMEOUT, "the node")
 
     def read():
-        return rt("exec", cid, "head", "-c", str(len(SECRET)), "/dev/hd", check=False)
+        return rt("exec", cid, "head", "-c", str(len(SECRET)), "/dev/hd", check=False, timeout=TIMEOUT)
 
     def update(rules):
         doc = tmp_path / "resources.json"
         doc.write_text(json.dumps({"devices": rules}))
-        return rt("update", "-r", str(doc), cid, check=False)
+        return rt("update", "-r", str(doc), cid, check=False, timeout=TIMEOUT)
 
     before = read()
     assert before.returncode != 0 and EPERM in before.stderr, before
@@ -182,10 +185,11 @@ def test_update_changes_what_the_running_container_may_open(env, loop, tmp_path)
     assert update([DENY_ALL, block_rule(major, minor, "w")]).returncode == 0
     again = read()
     assert again.returncode != 0 and EPERM in again.stderr, again
-    assert rt("exec", cid, "sh", "-c", "echo x > /dev/null && head -c 3 /dev/zero | wc -c").stdout.strip() == "3"
-    rt("kill", cid, "KILL")
-    wait_until(lambda: rt.status(cid) == "stopped", 20, "the container to stop")
-    rt("delete", cid)
+    assert rt("exec", cid, "sh", "-c", "echo x > /dev/null && head -c 3 /dev/zero | wc -c",
+              timeout=TIMEOUT).stdout.strip() == "3"
+    rt("kill", cid, "KILL", timeout=TIMEOUT)
+    wait_until(lambda: rt.status(cid) == "stopped", TIMEOUT, "the container to stop")
+    rt("delete", cid, timeout=TIMEOUT)
 
 
 def test_rules_the_kernel_would_ignore_are_refused_at_create(env):
@@ -241,7 +245,7 @@ def saved_devices(env, cid):
 def test_the_filter_matches_the_policy(env):
     rt, cid = env.rt, env.cid()
     rules = [DENY_ALL, block_rule(7, 3, "r"), {"allow": True, "type": "c", "major": 10, "minor": 229, "access": "rw"}]
-    rt("run", "--detach", "--bundle", env.bundle(config=config("exec sleep 60", rules)), cid)
+    rt("run", "--detach", "--bundle", env.bundle(config=config("exec sleep 600", rules)), cid, timeout=TIMEOUT)
     kind, found = device_filter(env, cid)
     if kind == "v1":
         listed = sorted(found.split("\n")[:-1])
@@ -249,9 +253,9 @@ def test_the_filter_matches_the_policy(env):
         assert listed == want
     else:
         assert len(found) == 1
-    rt("kill", cid, "KILL")
-    wait_until(lambda: rt.status(cid) == "stopped", 20, "the container to stop")
-    rt("delete", cid)
+    rt("kill", cid, "KILL", timeout=TIMEOUT)
+    wait_until(lambda: rt.status(cid) == "stopped", TIMEOUT, "the container to stop")
+    rt("delete", cid, timeout=TIMEOUT)
 
 
 # -- the program against the v1 controller --------------------------------------------------------
