@@ -51,9 +51,30 @@ def features() -> dict:
             "mountExtensions": {"idmap": {"enabled": False}},
         },
         "annotations": {"io.github.runsc-py.version": _version(),
+                        "io.github.runsc-py.devices": device_enforcement(),
                         "org.opencontainers.runtime-spec.version": OCI_VERSION},
         "potentiallyUnsafeConfigAnnotations": [],
     }
+
+
+def device_enforcement():
+    """How linux.resources.devices is enforced on this host for this caller
+    (the runtime spec's features have no field for it): the v1 devices
+    controller, the cgroup v2 eBPF device filter (probed by loading one), or
+    why device rules are refused."""
+    from runsc_py.cgroups import current_host, devicefilter
+    host = current_host()
+    found = host.holder("devices")
+    if found is not None and found[1] == 1:
+        return "cgroup v1 devices controller"
+    if host.v2 is None:
+        return "none: device rules are refused (this host has no device cgroup)"
+    try:
+        devicefilter.Program(devicefilter.Policy()).load().close()
+    except OSError as e:
+        return f"none: device rules are refused (the cgroup v2 eBPF device filter cannot be loaded: " \
+               f"{devicefilter.why_not(e)})"
+    return "cgroup v2 eBPF device filter"
 
 
 def _version():

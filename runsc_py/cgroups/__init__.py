@@ -260,9 +260,10 @@ class Plan:
 
     def _rootless(self, cg, key):
         """Without privileges, a hierarchy no resource needs is done
-        without (device rules are the kernel's to refuse the unprivileged
-        anyway); its directory is dropped from the container's cgroup."""
-        if os.geteuid() == 0 or any(s.key == key and not s.field.startswith(_DEVICE_FIELDS)
+        without (v1 device rules are the kernel's to refuse the unprivileged
+        anyway; a v2 device filter is not dropped); its directory is
+        dropped from the container's cgroup."""
+        if os.geteuid() == 0 or any(s.key == key and not (s.field.startswith(_DEVICE_FIELDS) and key != UNIFIED)
                                     for s in self.steps):
             return False
         self.steps = [s for s in self.steps if s.key != key]
@@ -385,11 +386,15 @@ class Cgroup:
             except OSError as e:
                 raise Failure(f"{step.field}: {os_error_text(e)}") from None
 
-    def update(self, merged):
-        """Write `merged` (the container's resources after `update`) again,
-        devices excepted (runc does not update them either)."""
+    def update(self, merged, previous_devices=None, linux_devices=()):
+        """Write `merged` (the container's resources after `update`) again.
+        Device rules only when the update gives them: `previous_devices`
+        are the rules in force until now (on v1 only the difference is
+        written; on v2 the new program is attached before the old one
+        goes), `linux_devices` the container's linux.devices."""
         from . import resources
-        steps, _ = resources.plan(merged, self, skip_devices=True, update=True)
+        steps, _ = resources.plan(merged, self, devices=linux_devices, skip_devices=previous_devices is None,
+                                  update=True, previous=previous_devices)
         self.apply(steps)
 
     def check_unused(self):

@@ -263,7 +263,9 @@ def test_update_changes_files_and_saved_resources(env, tmp_path):
         (["-r", "-"], {"memory": {"limit": "1G"}}, "update: linux.resources.memory.limit: must be an integer"),
         (["--memory-swap", "10M"], None, "memory.swap: memory+swap 10485760 is less than the memory limit"),
         (["--l3-cache-schema", "L3:0=f"], None, "Intel RDT"),
-        (["-r", "-"], {"devices": []}, "updating linux.resources.devices is not supported"),
+        (["-r", "-"], {"devices": [{"allow": True, "type": "c", "access": "rw"},
+                                   {"allow": False, "type": "c", "major": 4, "minor": 1}]},
+         "linux.resources.devices[1]: deny c 4:1 rwm would be ignored"),
     ]
     for args, payload, words in refusals:
         bad = rt("update", *args, cid, check=False, input=None if payload is None else json.dumps(payload))
