@@ -272,6 +272,7 @@ class Connection:
     def __init__(self, path, bus, timeout):
         self.path = path
         self.bus = bus
+        self.timeout = timeout
         self.serial = 0
         self.pending = []         # messages read while waiting for another (signals)
         self.buf = b""
@@ -327,7 +328,9 @@ class Connection:
         return self.serial
 
     def call(self, destination, path, interface, member, signature="", body=(), flags=0):
-        """The reply's body values; an ERROR reply raises DBusError."""
+        """The reply's body values; an ERROR reply raises DBusError. Each
+        read waits up to the connection's timeout."""
+        self.sock.settimeout(self.timeout)
         serial = self.send(destination, path, interface, member, signature, body, flags)
         while True:
             msg = self._read()

@@ -25,7 +25,6 @@ meets a container created with it.
 import errno
 import math
 import os
-import re
 import time
 
 from ..errors import Failure, Unsupported, log, os_error_text
@@ -36,7 +35,7 @@ FIELD = "linux.cgroupsPath"
 DEFAULT_SLICE = "system.slice"
 DEFAULT_PREFIX = "runsc-py"
 JOB_TIMEOUT = 30.0        # s; a start or stop job of a scope takes milliseconds, unless systemd is stuck
-CONNECT_TIMEOUT = 10.0
+CALL_TIMEOUT = 25.0       # s; each connect and method call (libdbus's and sd-bus's default is 25 s)
 EMPTY_TIMEOUT = 10.0
 MAX_UINT64 = (1 << 64) - 1
 BUS_SOCKET = "/run/dbus/system_bus_socket"
@@ -46,7 +45,14 @@ ANNOTATION = "org.systemd.property."
 _DEST = "org.freedesktop.systemd1"
 _OBJECT = "/org/freedesktop/systemd1"
 _MANAGER = "org.freedesktop.systemd1.Manager"
-_UNIT_CHARS = re.compile(r"[A-Za-z0-9:_.\\@-]+")
+_UNIT_CHARS = r"[A-Za-z0-9:_.\\@-]+"
+
+
+def _re():
+    """re, imported where a spec is parsed only: `kill --all` and `delete`
+    of a container of this driver load this module too."""
+    import re
+    return re
 
 
 # -- linux.cgroupsPath -------------------------------------------------------------------------------
@@ -69,7 +75,7 @@ def parse_path(path, cid):
     if name.endswith(".slice"):
         raise Unsupported(f"{FIELD}: a slice as the container's own unit ({name!r})")
     unit = f"{prefix}-{name}.scope" if prefix else f"{name}.scope"
-    if not _UNIT_CHARS.fullmatch(unit) or len(unit) > 255:
+    if not _re().fullmatch(_UNIT_CHARS, unit) or len(unit) > 255:
         raise Failure(f"{FIELD}: {unit!r} is not a valid systemd unit name")
     return slice_, unit, f"{expand_slice(slice_, path)}/{unit}".replace("//", "/")
 
@@ -85,7 +91,7 @@ def expand_slice(slice_, path=None):
         return "/"
     stem = slice_[:-len(".slice")]
     if not stem or stem.startswith("-") or stem.endswith("-") or "--" in stem \
-            or not _UNIT_CHARS.fullmatch(slice_):
+            or not _re().fullmatch(_UNIT_CHARS, slice_):
         raise Failure(f"{where}{slice_!r} is not a valid slice name")
     out, prefix = "", ""
     for part in stem.split("-"):
@@ -234,7 +240,7 @@ def annotation_properties(annotations):
             continue
         name = key[len(ANNOTATION):]
         where = f"annotations.{key}"
-        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9]*", name):
+        if not _re().fullmatch(r"[A-Za-z][A-Za-z0-9]*", name):
             raise Failure(f"{where}: {name!r} is not a systemd property name")
         try:
             sig, value = parse_gvariant(text)
@@ -271,6 +277,7 @@ def parse_gvariant(text):
         if sig == inner_sig:
             return sig, value
         raise ValueError(f"{text!r}: {words[1]!r} is not a {words[0]}")
+    re = _re()
     if re.fullmatch(r"[-+]?\d+", t):
         return "i", int(t)
     if re.fullmatch(r"[-+]?(\d+\.\d*|\.\d+)([eE][-+]?\d+)?", t):
@@ -327,7 +334,7 @@ class Manager:
         self.dbus = dbus
         candidates = [(_bus_path(), True), (PRIVATE_SOCKET, False)]
         try:
-            self.conn = dbus.connect(candidates, CONNECT_TIMEOUT)
+            self.conn = dbus.connect(candidates, CALL_TIMEOUT)
         except (OSError, dbus.ProtocolError) as e:
             raise Failure(f"--systemd-cgroup: connecting to systemd: {_text(e)}") from None
         if self.conn is None:
@@ -341,6 +348,7 @@ class Manager:
 
     def call(self, member, signature="", body=()):
         dbus = self.dbus
+        start = time.monotonic()
         try:
             # NO_AUTO_START: a bus must not try to activate a systemd that is not running.
             return self.conn.call(_DEST, _OBJECT, _MANAGER, member, signature, body, dbus.NO_AUTO_START)
@@ -351,6 +359,8 @@ class Manager:
             raise
         except (OSError, dbus.ProtocolError) as e:
             raise Failure(f"systemd ({self.conn.path}): {member}: {_text(e)}") from None
+        finally:
+            log.debug(f"systemd: {member}: {time.monotonic() - start:.3f}s")
 
     def _subscribe(self):
         """JobRemoved signals: a bus delivers them only to who asked (a

@@ -41,15 +41,18 @@ for _ in $(seq 1 240); do
     sleep 0.5
 done
 [ -n "$up" ] || { log "systemd did not answer within 120s"; cat "$OUT/systemd.log"; exit 1; }
+# sd_booted(): engines pick the systemd cgroup manager, and systemctl talks
+# to PID 1, only where /run/systemd/system exists; systemd in a namespace
+# does not always make it.
+"${NS[@]}" mkdir -p /run/systemd/system
 log "systemd $("${NS[@]}" systemctl show -p Version --value) is up (pid $SD on the host, 1 inside)"
 
 run_checks() {  # NAME: pytest of systemd_checks.py inside systemd's namespaces; $CHECKS: pytest's -k
     "${NS[@]}" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root PYTHONDONTWRITEBYTECODE=1 \
         SYSTEMD_CHECKS_BUS="$1" TMPDIR=/run/checks-tmp \
-        sh -c 'mkdir -p /run/checks-tmp && cd "$1" && exec "$2" -m pytest -p no:cacheprovider -q -x -k "$3" \
-               tests/vm/systemd_checks.py' sh "$REPO" "$PY" "${CHECKS:-}" > "$OUT/pytest-$1.log" 2>&1
-    echo "$1 $?" >> "$OUT/rc"
-    cat "$OUT/pytest-$1.log"
+        sh -c 'mkdir -p /run/checks-tmp && cd "$1" && exec "$2" -m pytest -p no:cacheprovider -v -k "$3" \
+               tests/vm/systemd_checks.py' sh "$REPO" "$PY" "${CHECKS:-}" 2>&1 | tee "$OUT/pytest-$1.log"
+    echo "$1 ${PIPESTATUS[0]}" >> "$OUT/rc"
     log "checks over $1: $(tail -1 "$OUT/pytest-$1.log")"
 }
 
