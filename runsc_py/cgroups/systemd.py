@@ -13,10 +13,14 @@ cannot express is applied as well, and what cannot be applied at all is
 refused by field (resources.py).
 
 On this driver the state record's "cgroup" field is the cgroupfs one with
-a "systemd" entry: {"systemd": {"unit": "runsc-py-c1.scope"}, "dirs":
-{"unified": {"path": "/sys/fs/cgroup/system.slice/runsc-py-c1.scope",
-"created": 0}}}. `created` is 0: the directory is systemd's to remove,
-when delete stops the unit. Only cgroup v2 hosts are handled.
+a "systemd" entry: {"systemd": {"unit": "runsc-py-c1.scope", "started":
+true}, "dirs": {"unified": {"path":
+"/sys/fs/cgroup/system.slice/runsc-py-c1.scope", "created": 0}}}.
+`created` is 0: the directory is systemd's to remove, when delete stops
+the unit. `started` is written to the journal as soon as systemd accepts
+the start job: only then is the unit this container's, and only then does
+a delete stop it (a unit of that name that another container has is
+never touched). Only cgroup v2 hosts are handled.
 
 Nothing here is imported unless a command is given --systemd-cgroup or
 meets a container created with it.
@@ -375,11 +379,14 @@ class Manager:
         self.call("Subscribe")
         self._subscribed = True
 
-    def run_job(self, what, unit, member, signature, body):
+    def run_job(self, what, unit, member, signature, body, queued=None):
         """Call a method that queues a job and wait for the job's end;
-        anything but `done` raises, naming the unit."""
+        anything but `done` raises, naming the unit. `queued()` is called
+        once systemd has accepted the job."""
         self._subscribe()
         job, = self.call(member, signature, body)
+        if queued is not None:
+            queued()
         deadline = time.monotonic() + JOB_TIMEOUT
 
         def ours(msg):
@@ -396,11 +403,11 @@ class Manager:
             raise Failure(f"systemd: {what} {unit}: the job ended {result!r}"
                           + (" (see `journalctl -u " + unit + "`)" if result == "failed" else ""))
 
-    def start_scope(self, unit, props):
+    def start_scope(self, unit, props, queued):
         body = (unit, "replace", props, [])
         for attempt in (1, 2):
             try:
-                self.run_job("starting", unit, "StartTransientUnit", "ssa(sv)a(sa(sv))", body)
+                self.run_job("starting", unit, "StartTransientUnit", "ssa(sv)a(sa(sv))", body, queued)
                 return
             except self.dbus.DBusError as e:
                 if e.name == "org.freedesktop.systemd1.UnitExists" and attempt == 1:
@@ -488,7 +495,7 @@ class Plan:
         """The container's cgroup, its unit not started yet: a scope needs
         processes, and systemd starts it with the first ones that `enter`
         it. The journal names the unit before it exists."""
-        cg = SystemdCgroup({UNIFIED: Dir(UNIFIED, 2, self.path, 0)}, journal, self.unit)
+        cg = SystemdCgroup({UNIFIED: Dir(UNIFIED, 2, self.path, 0)}, journal, self.unit, started=False)
         cg.pending = self
         cg._manager = self.manager
         cg.save_journal()
@@ -498,24 +505,26 @@ class Plan:
 class SystemdCgroup(Cgroup):
     """A container's cgroup that is a systemd scope."""
 
-    def __init__(self, dirs, journal, unit):
+    def __init__(self, dirs, journal, unit, started):
         super().__init__(dirs, journal)
         self.unit = unit
+        self.started = started    # systemd accepted our start job: the unit is ours
         self.pending = None       # the Plan, until the unit is started
         self._manager = None
 
     def record(self):
         out = super().record()
-        out["systemd"] = {"unit": self.unit}
+        out["systemd"] = {"unit": self.unit, "started": self.started}
         return out
 
     @classmethod
     def from_record(cls, record, journal=None):
         cg = Cgroup.from_record(record, journal)
-        unit = (record.get("systemd") or {}).get("unit")
+        entry = record.get("systemd") or {}
+        unit = entry.get("unit")
         if cg is None or not isinstance(unit, str) or not unit.endswith(".scope"):
             return None
-        return cls(cg.dirs, journal, unit)
+        return cls(cg.dirs, journal, unit, entry.get("started") is True)
 
     def manager(self):
         if self._manager is None:
@@ -529,12 +538,16 @@ class SystemdCgroup(Cgroup):
             return super().enter(pids)
         plan, self.pending = self.pending, None
         props = plan.props + [("PIDs", ("au", [p for p in pids if p]))]
-        self.manager().start_scope(self.unit, props)
+        self.manager().start_scope(self.unit, props, self._queued)
         path = self.dirs[UNIFIED].path
         if not os.path.isdir(path):
             raise Failure(f"systemd started {self.unit}, but its cgroup {path} does not exist "
                           "(is systemd using the cgroup2 hierarchy mounted here?)")
         self.apply(plan.steps)
+
+    def _queued(self):
+        self.started = True
+        self.save_journal()
 
     def update(self, merged):
         props = resource_properties(merged, devices=None)
@@ -546,8 +559,8 @@ class SystemdCgroup(Cgroup):
         """Kill what is left in the scope, stop the unit and reset its
         failed state; a unit that is gone already is removed."""
         errors = []
-        if self.pending is not None:
-            self._unlink_journal()  # never started: nothing to stop
+        if not self.started:
+            self._unlink_journal()  # not ours: nothing to stop
             return errors
         d = self.dirs[UNIFIED]
         if os.path.isdir(d.path):

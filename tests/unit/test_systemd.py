@@ -247,3 +247,28 @@ def test_import_cost():
             "import runsc_py.dbus; print(sorted(set(sys.modules) - before))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "['runsc_py.dbus']"
+
+
+# -- the record ---------------------------------------------------------------------------------------
+
+def test_record_round_trip_and_load(tmp_path):
+    from runsc_py import cgroups
+    record = {"systemd": {"unit": "runsc-py-c1.scope", "started": True},
+              "dirs": {"unified": {"path": "/sys/fs/cgroup/system.slice/runsc-py-c1.scope", "created": 0}}}
+    cg = cgroups.load(record)
+    assert isinstance(cg, systemd.SystemdCgroup) and cg.unit == "runsc-py-c1.scope" and cg.started
+    assert cg.record() == record
+    assert cgroups.load({"systemd": {"unit": "x"}, "dirs": record["dirs"]}) is None  # not a scope
+
+
+def test_a_unit_never_started_is_not_touched(tmp_path):
+    """A create that failed before systemd accepted its start job (e.g.
+    UnitExists: another container's unit) leaves that unit alone; its
+    journal goes, no D-Bus needed."""
+    from runsc_py import cgroups
+    journal = str(tmp_path / ".c1.cgroup")
+    cg = systemd.Plan("x-same.scope", "/sys/fs/cgroup/system.slice/x-same.scope", [], [], None).create(journal)
+    recovered = cgroups.recover(journal)
+    assert isinstance(recovered, systemd.SystemdCgroup) and not recovered.started
+    assert recovered.remove() == [] and not os.path.exists(journal)
+    assert cg.remove() == []

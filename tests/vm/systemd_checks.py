@@ -151,7 +151,7 @@ def test_scope_with_limits_processes_update_and_delete(env):
     assert props["ActiveState"] == "active" and props["Slice"] == "system.slice"
     assert props["Delegate"] == "yes" and props["DefaultDependencies"] == "no" and props["MemoryAccounting"] == "yes"
     assert props["MemoryMax"] == str(64 << 20) and props["TasksMax"] == "50"
-    assert props["CPUQuotaPerSecUSec"] == "500ms" and props["CPUWeight"] == "19"
+    assert props["CPUQuotaPerSecUSec"] == "500ms" and props["CPUWeight"] == "20"
     assert props["ControlGroup"] == "/system.slice/runsc-py-c1.scope"
     assert props["Description"] == "runsc-py container c1"
     path = CG + props["ControlGroup"]
