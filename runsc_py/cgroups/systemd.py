@@ -367,15 +367,16 @@ class Manager:
             log.debug(f"systemd: {member}: {time.monotonic() - start:.3f}s")
 
     def _subscribe(self):
-        """JobRemoved signals: a bus delivers them only to who asked (a
-        match rule, and Subscribe); the private socket gets them anyway."""
-        if self._subscribed:
+        """JobRemoved signals: on a bus, systemd emits them once a client
+        has called Subscribe, and the daemon delivers them to who has a
+        match rule; a direct connection (the private socket) gets them
+        without asking."""
+        if self._subscribed or not self.conn.bus:
             return
-        if self.conn.bus:
-            rule = (f"type='signal',sender='{_DEST}',path='{_OBJECT}',interface='{_MANAGER}',"
-                    "member='JobRemoved'")
-            self.conn.call("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
-                           "AddMatch", "s", (rule,))
+        rule = (f"type='signal',sender='{_DEST}',path='{_OBJECT}',interface='{_MANAGER}',"
+                "member='JobRemoved'")
+        self.conn.call("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                       "AddMatch", "s", (rule,))
         self.call("Subscribe")
         self._subscribed = True
 

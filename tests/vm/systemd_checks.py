@@ -227,6 +227,8 @@ def test_unit_in_use_is_refused_naming_it(env):
     assert refused.returncode == 1
     assert refused.stderr.count("\n") == 1 and "x-same.scope" in refused.stderr and "UnitExists" in refused.stderr
     assert env.state("c5")["status"] == "created"   # the first container is untouched
+    assert env.state("c5")["pid"] in procs(f"{CG}/system.slice/x-same.scope")
+    assert show("x-same.scope", "ActiveState")["ActiveState"] == "active"
     assert not os.path.exists(os.path.join(env.root, "c6"))
     env.rt("delete", "--force", "c5")
 

@@ -24,7 +24,7 @@ unshare --pid --fork --mount --mount-proc --propagation private /bin/sh -c '
     mount -t tmpfs -o mode=755 tmpfs /run &&
     mount -t tmpfs tmpfs /var/lib && mount -t tmpfs tmpfs /var/log &&
     exec env -i container=other PATH=/usr/sbin:/usr/bin:/sbin:/bin \
-        /lib/systemd/systemd --system --log-target=console --log-level=notice' \
+        /lib/systemd/systemd --system --log-target=console --log-level=info --log-time=yes' \
     < /dev/null > "$OUT/systemd.log" 2>&1 &
 UNSHARE=$!
 SD=""
@@ -70,6 +70,6 @@ run_checks bus
 "${NS[@]}" systemctl list-units --all --no-pager 'runsc-py*' >> "$OUT/guest.log" 2>&1
 log "rounds: $(tr '\n' ' ' < "$OUT/rc")"
 if [ "$(grep -c ' 0$' "$OUT/rc")" != 2 ]; then
-    echo "== the end of systemd's log"; tail -50 "$OUT/systemd.log"
+    echo "== systemd's log"; grep -v '^$' "$OUT/systemd.log" | tail -150
     exit 1
 fi
