@@ -36,7 +36,7 @@ def features() -> dict:
         "linux": {
             "namespaces": list(NAMESPACE_TYPES),
             "capabilities": list(CAPABILITY_LIST),
-            "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False, "rdma": False},
+            "cgroup": {"v1": True, "v2": True, "systemd": True, "systemdUser": False, "rdma": False},
             "seccomp": {
                 "enabled": seccomp_enabled,
                 "actions": list(SECCOMP_ACTIONS),

@@ -190,11 +190,25 @@ def cgroups_path(path, cid):
 
 # -- planning and creating --------------------------------------------------------------------------
 
+_SYSTEMD_DRIVER = False
+
+
+def use_systemd():
+    """--systemd-cgroup: the containers this command creates get a systemd
+    scope (systemd.py) instead of cgroupfs directories. A container's record
+    says which driver made it, so every other command follows the record."""
+    global _SYSTEMD_DRIVER
+    _SYSTEMD_DRIVER = True
+
+
 def plan(spec, cid, host=None):
     """Where the container's cgroup goes and what is written to it, checked
     against this host before anything exists."""
     from . import resources
     host = host or current_host()
+    if _SYSTEMD_DRIVER:
+        from . import systemd
+        return systemd.plan(spec, cid, host)
     linux = spec.linux
     inner = cgroups_path(linux.cgroups_path, cid)
     steps, v2_controllers = resources.plan(linux.resources, host, devices=linux.devices)
@@ -628,7 +642,14 @@ class Cgroup:
 
 def load(record, journal=None):
     """The Cgroup of a state record's "cgroup" field, or None."""
-    return Cgroup.from_record(record, journal) if record else None
+    return _from_record(record, journal) if record else None
+
+
+def _from_record(record, journal):
+    if "systemd" in record:
+        from .systemd import SystemdCgroup
+        return SystemdCgroup.from_record(record, journal)
+    return Cgroup.from_record(record, journal)
 
 
 def recover(journal):
@@ -640,6 +661,6 @@ def recover(journal):
     except (FileNotFoundError, ValueError):
         return None
     try:
-        return Cgroup.from_record(record, journal)
+        return _from_record(record, journal)
     except (KeyError, TypeError, ValueError, AttributeError):
         return None

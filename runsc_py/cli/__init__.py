@@ -136,8 +136,10 @@ def run_command(g, module, values) -> int:
     configure_log(g.log, g.log_format, g.debug)
     try:
         if g.systemd_cgroup and getattr(module, "USES_CGROUPS", False):
-            from ..errors import Unsupported
-            raise Unsupported("--systemd-cgroup (a systemd cgroup manager)")
+            # Commands that never touch cgroups (state, kill, list, ...) skip
+            # this import; engines pass the flag to every command.
+            from .. import cgroups
+            cgroups.use_systemd()
         code = module.run(g, **values)
         return code or 0
     except Failure as e:

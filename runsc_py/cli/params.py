@@ -73,6 +73,6 @@ GLOBAL_OPTIONS = (
         help="log format: text or json"),
     Opt(("--debug",), "debug", flag=True, help="enable debug output in the log"),
     Opt(("--systemd-cgroup",), "systemd_cgroup", flag=True,
-        help="manage cgroups with systemd (not supported yet)"),
+        help="manage cgroups with systemd: linux.cgroupsPath is slice:prefix:name"),
     Opt(("--rootless",), "rootless", default="auto", help="ignore cgroup permission errors (true, false or auto)"),
 )
