@@ -159,8 +159,10 @@ def resource_properties(resources, devices=()):
         props.append(("IOWeight", ("t", res.blkio_to_io_weight(weight))))
     props.extend(_unified_properties(r.get("unified") or {}))
     if devices is not None:
-        props.append(("DevicePolicy", ("s", "strict")))
-        props.append(("DeviceAllow", ("a(ss)", device_allow(devices))))
+        allow = device_allow(r.get("devices"), devices)
+        if allow is not None:
+            props.append(("DevicePolicy", ("s", "strict")))
+            props.append(("DeviceAllow", ("a(ss)", allow)))
     return props
 
 
@@ -187,30 +189,34 @@ def cpu_mask(cpus):
     return bytes(mask)
 
 
-def device_allow(devices):
-    """DeviceAllow for what the container may use: the default devices and
-    linux.devices (on cgroup v2 the spec's own rules may not go beyond
-    them; resources.plan refuses what does). systemd names a single device
-    /dev/char/MAJ:MIN, all minors of a major by its /proc/devices name
-    (char-pts), and every major with a glob (char-*)."""
-    from .resources import DEFAULT_DEVICE_RULES
+def device_allow(entries, devices):
+    """DeviceAllow for the container, or None when its rules allow every
+    device (DevicePolicy stays auto). systemd's list cannot say "deny":
+    it gets every device some rule allows (the union, a superset), and the
+    ordered rules themselves are enforced by the runtime's own device
+    filter (devicefilter.py) beside systemd's, so a device is usable only
+    where both allow it. systemd names a single device /dev/char/MAJ:MIN,
+    all minors of a major by its /proc/devices name (char-pts), and every
+    major with a glob (char-*)."""
+    from . import devicefilter
+    rules = devicefilter.sequence(entries, devices)
+    if devicefilter.emulate(rules).allows_all():
+        return None
     names = _device_names()
     out = []
-    for rule in DEFAULT_DEVICE_RULES:
-        kind, number, access = rule.split()
-        major, _, minor = number.partition(":")
-        group = "char" if kind == "c" else "block"
-        if major == "*":
+    for rule in rules:
+        if not rule.allow or rule.kind == "a":
+            continue  # "a" allowed only in part: the union is every device, too wide to name
+        group = "char" if rule.kind == "c" else "block"
+        access = devicefilter.access_text(rule.access)
+        if rule.major is None:
             out.append((f"{group}-*", access))
-        elif minor == "*":
-            name = names.get((group, int(major)))
+        elif rule.minor is None:
+            name = names.get((group, rule.major))
             if name:
                 out.append((f"{group}-{name}", access))
         else:
-            out.append((f"/dev/{group}/{major}:{minor}", access))
-    for dev in devices:
-        if dev.type in ("c", "b", "u") and dev.major is not None:
-            out.append((f"/dev/{'block' if dev.type == 'b' else 'char'}/{dev.major}:{dev.minor}", "rwm"))
+            out.append((f"/dev/{group}/{rule.major}:{rule.minor}", access))
     return out
 
 

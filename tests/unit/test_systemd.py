@@ -76,6 +76,18 @@ def test_resource_properties():
     assert allow["/dev/char/1:3"] == "rwm" and allow["char-*"] == "m" and allow["block-*"] == "m"
 
 
+def test_device_allow_follows_the_device_rules():
+    # deny all, then a loop-device rule: systemd allows the union of what
+    # is allowed (the runtime's own filter enforces the order)
+    allow = dict(systemd.device_allow([{"allow": False, "access": "rwm"},
+                                       {"allow": True, "type": "b", "major": 7, "access": "rw"}], ()))
+    assert allow["block-loop"] == "rw" and allow["/dev/char/1:3"] == "rwm"
+    # every device allowed: no DevicePolicy at all
+    assert systemd.device_allow([{"allow": True, "access": "rwm"}], ()) is None
+    props = dict(systemd.resource_properties({"devices": [{"allow": True, "access": "rwm"}]}, devices=()))
+    assert "DevicePolicy" not in props and "DeviceAllow" not in props
+
+
 def test_resource_properties_unlimited_and_rounding():
     props = dict(systemd.resource_properties({"memory": {"limit": -1}, "pids": {"limit": -1},
                                               "cpu": {"quota": 12345, "period": 100000}}, devices=None))
