@@ -298,7 +298,10 @@ class _Planner:
                 raise Failure(f"{f}.{name}: the cgroup v2 cpu controller has no realtime limits")
         if idle is not None:
             self.add(key, f"{f}.idle", files.write, "cpu.idle", idle)
-        if shares:
+        # An idle cgroup (SCHED_IDLE) has the kernel's lowest weight, and
+        # the kernel refuses cpu.weight writes to it (EINVAL): the weight
+        # from shares takes effect when cpu.idle is 0 again (written first).
+        if shares and idle != 1:
             self.add(key, f"{f}.shares", files.write, "cpu.weight", shares_to_weight(shares))
         if quota or period:
             self.add(key, f"{f}.{'quota' if quota else 'period'}", files.write, "cpu.max", cpu_max(quota, period))
