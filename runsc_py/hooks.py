@@ -56,12 +56,31 @@ def _spawn(hook, stdin_data):
     os.close(rfd)
     os.close(err_w)
     try:
-        os.write(wfd, stdin_data)
-    except BrokenPipeError:
-        pass  # the hook does not read its stdin
+        _write_stdin(wfd, stdin_data)
     finally:
         os.close(wfd)
     return pid, err_r
+
+
+def _write_stdin(fd, data):
+    """A hook may exit without reading its stdin: the write then fails with
+    EPIPE and the kernel sends SIGPIPE too, whose default action kills the
+    writer. startContainer hooks run in the workload's child, where every
+    handler is the default: a hook that ignored its stdin killed that
+    child silently, its failure was never reported, and `start` succeeded
+    (a race: only when the hook exited first). `run` forwards SIGPIPE to
+    the container. So SIGPIPE is blocked for the write, and the one it
+    raised is taken off the pending set before the mask is restored."""
+    old = signals.pthread_sigmask(signals.SIG_BLOCK, [signals.SIGPIPE])
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    except BrokenPipeError:
+        pass  # the hook does not read its stdin
+    finally:
+        signals.sigtimedwait([signals.SIGPIPE], 0)
+        signals.pthread_sigmask(signals.SIG_SETMASK, old)
 
 
 def run_hook(kind, index, hook, state: dict):

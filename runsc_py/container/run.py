@@ -68,15 +68,21 @@ def _attached(root, cid, proxy):
             except ProcessLookupError:
                 pass
 
+    previous = {}
     for sig in signals.valid_signals():
         if sig not in _NOT_FORWARDED:
             try:
-                signals.signal(sig, forward)
+                previous[sig] = signals.signal(sig, forward)
             except (OSError, ValueError):
                 pass
     try:
         status = wait(root, cid)
     finally:
+        # Before the pidfd is closed: a signal during the cleanup must not
+        # go through a closed fd whose number is reused (a hook's pipe or
+        # pidfd).
+        for sig, handler in previous.items():
+            signals.signal(sig, handler)
         if fd is not None:
             os.close(fd)
         _reap_children()

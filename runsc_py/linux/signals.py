@@ -6,9 +6,9 @@ module, _signal, has the same functions, with plain ints for numbers; they
 are what the runtime uses, re-exported here."""
 
 import _signal
-from _signal import (NSIG, SIG_DFL, SIG_SETMASK, SIGCHLD, SIGCONT, SIGKILL, SIGRTMAX, SIGRTMIN,  # noqa: F401
-                     SIGSTOP, SIGTERM, SIGURG, SIGWINCH, pidfd_send_signal, pthread_sigmask, set_wakeup_fd,
-                     signal, valid_signals)
+from _signal import (NSIG, SIG_BLOCK, SIG_DFL, SIG_SETMASK, SIGCHLD, SIGCONT, SIGKILL, SIGPIPE,  # noqa: F401
+                     SIGRTMAX, SIGRTMIN, SIGSTOP, SIGTERM, SIGURG, SIGWINCH, pidfd_send_signal,
+                     pthread_sigmask, set_wakeup_fd, signal, sigtimedwait, valid_signals)
 
 
 def by_name(name: str):

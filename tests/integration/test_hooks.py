@@ -146,6 +146,35 @@ def test_failing_hook_fails_the_command_and_leaves_nothing(env, kind):
     assert os.listdir(env.root) == []
 
 
+@pytest.mark.parametrize("kind", ["startContainer", "poststart", "poststop"])
+def test_a_hook_that_exits_without_reading_its_stdin(env, kind):
+    """With a state larger than a pipe's buffer, writing it to a hook that
+    exits at once surely meets EPIPE and SIGPIPE. Bugs: in the workload's
+    child (startContainer; default signal handlers) SIGPIPE killed the
+    child unseen and `start` succeeded; in `run` (which forwards SIGPIPE
+    through a pidfd closed by then) a poststop warning read "bad file
+    descriptor"."""
+    rt, cid = env.rt, env.cid()
+    bundle = env.bundle(["sleep", "1000"] if kind != "poststop" else ["true"])
+    config = read_config(bundle)
+    config["annotations"] = {"io.example.big": "x" * (100 << 10)}
+    config["hooks"] = {kind: [{"path": "/bin/sh", "args": ["sh", "-c", "echo gone >&2; exit 4"]}]}
+    write_config(bundle, config)
+    if kind == "poststop":
+        assert rt("run", "--bundle", bundle, cid).returncode == 0
+        assert log_warnings(env) == ["error running poststop hook #0 (/bin/sh): exit status 4: gone"]
+        return
+    rt("create", "--bundle", bundle, cid)
+    started = rt("start", cid, check=False)
+    if kind == "startContainer":
+        assert started.returncode == 1 and "exit status 4: gone" in started.stderr, started.stderr
+        assert os.listdir(env.root) == []
+    else:
+        assert started.returncode == 0, started.stderr
+        assert log_warnings(env) == ["error running poststart hook #0 (/bin/sh): exit status 4: gone"]
+        rt("delete", "--force", cid)
+
+
 def test_hook_timeout_kills_it(env):
     rt, cid = env.rt, env.cid()
     bundle = env.bundle(["true"])
@@ -201,6 +230,24 @@ def test_failing_start_container_hook_still_runs_poststop(env):
     assert rt("start", cid, check=False).returncode == 1
     assert json.load(open(os.path.join(out, "poststop")))["status"] == "stopped"
     assert os.listdir(env.root) == []
+
+
+@pytest.mark.xfail(strict=True, reason="create's failure path (container/create.py, being rewritten) removes "
+                                       "the container without running its poststop hooks")
+@pytest.mark.parametrize("kind", ["prestart", "createRuntime", "createContainer"])
+def test_failing_creation_hook_still_runs_poststop(env, kind):
+    """runtime.md: "If any <kind> hook fails, the runtime MUST generate an
+    error, stop the container, and continue the lifecycle at step 12" -
+    and step 13 invokes the poststop hooks (runc 1.1.5 does, measured)."""
+    rt, cid = env.rt, env.cid()
+    out = os.path.join(env.tmp, "out")
+    os.makedirs(out)
+    bundle = env.bundle(["sleep", "1000"])
+    with_hooks(bundle, {kind: [{"path": "/bin/false"}],
+                        "poststop": [{"path": "/bin/sh", "args": ["sh", "-c", f"cat > {out}/poststop"]}]})
+    assert rt("create", "--bundle", bundle, cid, check=False).returncode == 1
+    assert os.listdir(env.root) == []
+    assert json.load(open(os.path.join(out, "poststop")))["status"] == "stopped"
 
 
 def test_failing_poststop_is_a_warning(env):
