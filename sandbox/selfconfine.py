@@ -31,6 +31,8 @@ import prctl
 from runsc_py.linux import process as proc_attrs
 
 CAP_KILL = 5
+SANDBOX_CAPS = (CAP_KILL,)
+GOFER_CAPS = ()
 
 # CPython's own needs: memory, threads' futexes, signals, time, exit.
 _RUNTIME = ["brk", "mmap", "munmap", "mremap", "madvise", "mprotect", "futex", "rt_sigreturn",
@@ -72,13 +74,13 @@ def confine(keep_caps, syscalls, last_cap):
 
 
 def confine_sandbox(last_cap):
-    confine((CAP_KILL,), SANDBOX_SYSCALLS, last_cap)
+    confine(SANDBOX_CAPS, SANDBOX_SYSCALLS, last_cap)
 
 
 def confine_gofer():
     with open("/proc/sys/kernel/cap_last_cap") as f:
         last_cap = int(f.read())
-    confine((), GOFER_SYSCALLS, last_cap)
+    confine(GOFER_CAPS, GOFER_SYSCALLS, last_cap)
 
 
 def preload():

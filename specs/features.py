@@ -52,7 +52,12 @@ def features() -> dict:
         },
         "annotations": {"io.github.runsc-py.version": _version(),
                         "io.github.runsc-py.devices": device_enforcement(),
-                        "org.opencontainers.runtime-spec.version": OCI_VERSION},
+                        "org.opencontainers.runtime-spec.version": OCI_VERSION,
+                        # What the runtime's own processes keep once a container is
+                        # created (sandbox.selfconfine); a pod's sandbox keeps all.
+                        "io.github.runsc-py.sandbox.capabilities": "CAP_KILL",
+                        "io.github.runsc-py.gofer.capabilities": "",
+                        "io.github.runsc-py.selfconfinement": "no_new_privs,seccomp-allow-list"},
         "potentiallyUnsafeConfigAnnotations": [],
     }
 
