@@ -22,6 +22,7 @@ import select
 from runsc_py.hooks import run_hooks
 from runsc_py.linux import fs, signals, tty, unix
 from runsc_py.linux.libc import check, libc
+from runsc_py.rootless import in_user_namespace
 
 from . import members
 from . import rootfs
@@ -52,6 +53,8 @@ class Sandbox:
         devices = dict(zip(msg["devices"], fds[2 + len(msg["binds"]):]))
         spec = self.spec
         linux = spec.linux
+        # read before pivot_root (/proc/self/uid_map)
+        user_ns = any(n.type == "user" for n in linux.namespaces) or in_user_namespace()
         try:
             rootfs.isolate_from_host(tree, binds, spec.mounts, devices.values())
             rootfs.attach_root(tree)
@@ -66,7 +69,6 @@ class Sandbox:
                 os.close(fd)
         root_fd = os.open("/", fs.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            user_ns = any(n.type == "user" for n in linux.namespaces)
             rootfs.make_devices(linux.devices, devices, can_mknod=not user_ns)
             rootfs.write_sysctls(linux.sysctl)
             rootfs.mask_paths(root_fd, linux.masked_paths)

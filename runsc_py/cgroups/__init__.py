@@ -227,7 +227,10 @@ class Plan:
         except BaseException:
             cg.remove()
             raise
-        return cg if cg.dirs else None
+        if not cg.dirs:
+            cg.remove()  # rootless without any delegated hierarchy: the journal goes
+            return None
+        return cg
 
     def _make_all(self, cg):
         for h, _path in self.dirs:
@@ -259,12 +262,20 @@ class Plan:
                               "root?): set linux.cgroupsPath to use it")
 
     def _rootless(self, cg, key):
-        """Without privileges, a hierarchy no resource needs is done
-        without (device rules are the kernel's to refuse the unprivileged
-        anyway); its directory is dropped from the container's cgroup."""
-        if os.geteuid() == 0 or any(s.key == key and not s.field.startswith(_DEVICE_FIELDS)
-                                    for s in self.steps):
+        """Rootless, a hierarchy not delegated to the caller is done without
+        when no resource needs it (device rules are the kernel's to refuse
+        the unprivileged anyway; runc's rule): its directory is dropped from
+        the container's cgroup. A resource that needs it is refused by field."""
+        from .. import rootless
+        if not rootless.active():
             return False
+        fields = sorted({s.field for s in self.steps if s.key == key and not s.field.startswith(_DEVICE_FIELDS)})
+        if fields:
+            raise Failure(f"{', '.join(fields)}: not supported rootless: the {key} cgroup "
+                          f"{cg.dirs[key].path} is not delegated to this user")
+        from ..errors import log
+        log.warning(f"rootless: no {key} cgroup for the container: "
+                    f"{os.path.dirname(cg.dirs[key].path)} is not writable by this user")
         self.steps = [s for s in self.steps if s.key != key]
         del cg.dirs[key]
         return True
