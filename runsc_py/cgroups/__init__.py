@@ -209,6 +209,7 @@ class Plan:
         self.steps = steps
         self.v2_controllers = v2_controllers  # enabled in the v2 ancestors
         self.exclusive = exclusive            # the default path: the leaf must be new
+        self.skipped = []                     # rootless: hierarchies done without
 
     def create(self, journal):
         """Make the directories and write the resources; the Cgroup, or
@@ -227,6 +228,10 @@ class Plan:
         except BaseException:
             cg.remove()
             raise
+        if self.skipped:
+            from ..errors import log
+            log.warning(f"rootless: the container has no cgroup in the hierarchies not delegated to this "
+                        f"user: {', '.join(self.skipped)}")
         if not cg.dirs:
             cg.remove()  # rootless without any delegated hierarchy: the journal goes
             return None
@@ -273,9 +278,7 @@ class Plan:
         if fields:
             raise Failure(f"{', '.join(fields)}: not supported rootless: the {key} cgroup "
                           f"{cg.dirs[key].path} is not delegated to this user")
-        from ..errors import log
-        log.warning(f"rootless: no {key} cgroup for the container: "
-                    f"{os.path.dirname(cg.dirs[key].path)} is not writable by this user")
+        self.skipped.append(key)
         self.steps = [s for s in self.steps if s.key != key]
         del cg.dirs[key]
         return True
