@@ -4,8 +4,8 @@ where its state goes then.
 `--rootless auto|true|false` has runc's meaning: `auto` is rootless when the
 effective uid is not 0, or when it is 0 inside a user namespace that does
 not map the host's root (rootless podman runs the runtime as root of such a
-namespace). Read once per command, and /proc/self/uid_map only when the
-effective uid is 0.
+namespace). Decided once per command; active() reads /proc/self/uid_map
+only when the effective uid is 0.
 """
 
 import os
@@ -49,9 +49,8 @@ def in_user_namespace() -> bool:
 
 
 def _maps_host_root() -> bool:
-    # Only the parent namespace's ids are visible: a nested namespace whose
-    # parent is itself unprivileged counts as mapping root (runc sees the
-    # same).
+    # Only the parent namespace's ids are visible: a namespace nested in an
+    # unprivileged one that maps its parent's root counts as mapping root.
     return any(outside == 0 for _inside, outside, _count in _uid_map())
 
 
