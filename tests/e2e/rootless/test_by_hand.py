@@ -9,6 +9,7 @@ import tempfile
 
 import pytest
 
+from tests.e2e.commands import run
 from tests.e2e.rootless import harness
 from tests.e2e.rootless.conftest import runtime_root
 from tests.support.busybox import make_rootfs
@@ -184,3 +185,65 @@ def test_root_writable_by_others_is_refused(victim, rootless_runtime, no_leaks):
                                  "(mode 0777): refusing to use it\n")
     finally:
         os.chmod(root, 0o700)
+
+
+def _cgroup2_mountpoint():
+    with open("/proc/self/mounts") as f:
+        for line in f:
+            fields = line.split()
+            if fields[2] == "cgroup2":
+                return fields[1]
+    return None
+
+
+def test_delegated_cgroup_v2_is_used(victim, rootless_runtime, rootless_dir, no_leaks):
+    """A cgroup2 subtree the user owns and lives in (what systemd's
+    Delegate= gives user@UID.service): the container's cgroup is made
+    there, and pause and statistics work through it."""
+    mountpoint = _cgroup2_mountpoint()
+    if mountpoint is None:
+        pytest.skip("no cgroup2 hierarchy on this host")
+    rt = rootless_runtime
+    cid = "by-hand-delegated"
+    delegated = os.path.join(mountpoint, f"runsc-py-rootless-{os.getpid()}")
+    os.mkdir(delegated)
+    os.mkdir(os.path.join(delegated, "caller"))
+    try:
+        victim.own(delegated)
+        bundle = make_bundle(victim, rt, rootless_dir, ["sleep", "1000"],
+                             edit=lambda c: c["linux"].update(cgroupsPath=delegated[len(mountpoint):] + "/" + cid))
+
+        def in_delegated(*argv, check=True):
+            # The caller itself lives in the subtree: cgroup v2 lets a
+            # process move others only below a cgroup whose cgroup.procs it
+            # may write, the common ancestor of source and destination.
+            inner = victim.argv(rt, *argv)
+            return run(["sh", "-c", f'echo $$ > {delegated}/caller/cgroup.procs && exec "$@"', "sh", *inner],
+                       timeout=60, check=check)
+
+        in_delegated("create", "--bundle", bundle, cid)
+        try:
+            in_delegated("start", cid)
+            with open(os.path.join(delegated, cid, "cgroup.procs")) as f:
+                assert len(f.read().split()) >= 2  # the sandbox and sleep (the gofer too)
+            in_delegated("pause", cid)
+            assert json.loads(in_delegated("state", cid).stdout)["status"] == "paused"
+            in_delegated("resume", cid)
+            stats = json.loads(in_delegated("events", "--stats", cid).stdout)
+            assert stats["type"] == "stats" and stats["id"] == cid
+        finally:
+            in_delegated("delete", "--force", cid)
+        assert not os.path.exists(os.path.join(delegated, cid))
+    finally:
+        for path in (os.path.join(delegated, cid), os.path.join(delegated, "caller"), delegated):
+            wait_until(lambda: _rmdir(path), 10, f"{path} to be removed")
+
+
+def _rmdir(path):
+    try:
+        os.rmdir(path)
+    except FileNotFoundError:
+        pass
+    except OSError:  # a process of it has not exited yet
+        return False
+    return True
