@@ -436,7 +436,12 @@ class Cgroup:
                     os.close(fd)
             except OSError as e:
                 e.filename = e.filename or f"{d.path}/cgroup.procs"
-                raise Failure(f"joining the container's cgroup: {os_error_text(e)}") from None
+                hint = ""
+                if e.errno == errno.EACCES and d.version == 2:
+                    from .. import rootless
+                    if rootless.active():  # cgroup v2 moves a process only below a cgroup.procs the mover may write
+                        hint = " (rootless: the caller must itself run inside the delegated cgroup)"
+                raise Failure(f"joining the container's cgroup: {os_error_text(e)}{hint}") from None
 
     # -- processes ----------------------------------------------------------------------------------
     def procs(self):
