@@ -132,27 +132,29 @@ def pause_process(user):
         return None
 
 
-def runtime_root(user) -> str:
-    return os.path.join(user.xdg_runtime_dir, "runsc-py")
+def runtime_root(user, runtime) -> str:
+    """Where the runtime keeps the user's state: $XDG_RUNTIME_DIR/<name>."""
+    return os.path.join(user.xdg_runtime_dir, os.path.basename(runtime))
 
 
 @pytest.fixture
-def no_leaks(victim):
+def no_leaks(victim, rootless_runtime):
     """After the test: no process of the user's is left but podman's pause
     process, and the runtime's state root holds nothing; what is found is
     named, and its processes are killed."""
     before = set(victim.processes())
+    root = runtime_root(victim, rootless_runtime)
     yield
     deadline = time.monotonic() + LEAK_GRACE
     while True:
         left = [p for p in victim.processes() if p not in before and p != pause_process(victim)]
-        state = sorted(os.listdir(runtime_root(victim))) if os.path.isdir(runtime_root(victim)) else []
+        state = sorted(os.listdir(root)) if os.path.isdir(root) else []
         if not (left or state) or time.monotonic() > deadline:
             break
         time.sleep(0.2)
     _kill(left)
     problems = [f"process {p} ({_cmdline(p)}) left running" for p in left]
-    problems += [f"runtime state left in {runtime_root(victim)}: {name}" for name in state]
+    problems += [f"runtime state left in {root}: {name}" for name in state]
     assert not problems, "; ".join(problems)
 
 

@@ -175,7 +175,7 @@ def test_planted_root_is_refused_and_runs_no_hook(victim, other_user, rootless_r
 
 
 def test_root_writable_by_others_is_refused(victim, rootless_runtime, no_leaks):
-    root = runtime_root(victim)
+    root = runtime_root(victim, rootless_runtime)
     victim("mkdir", "-p", root)
     os.chmod(root, 0o777)
     try:

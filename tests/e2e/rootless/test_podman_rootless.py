@@ -26,7 +26,7 @@ def test_run_detached_exec_stop_rm(rootless_podman, victim, no_leaks):
     try:
         wait_until(lambda: "ready" in rootless_podman("logs", name).stdout, 30, f"{name} to be ready")
         # the runtime's state is the user's, under podman's XDG_RUNTIME_DIR
-        assert any(e.endswith(".state") for e in os.listdir(runtime_root(victim)))
+        assert os.listdir(runtime_root(victim, rootless_podman.runtime))
         result = rootless_podman("exec", name, "sh", "-c", "echo in-$(id -u)")
         assert result.stdout == "in-0\n"
         rootless_podman("stop", "--time", "10", name)
