@@ -130,7 +130,9 @@ class User:
 
     def processes(self) -> list:
         """Pids of every process running as this user or one of its
-        subordinate uids (real uid)."""
+        subordinate uids (real uid). Zombies are not running: those that
+        are ours (pytest may be a subreaper, to which an exited container's
+        processes are reparented) are reaped."""
         start, count = subid_range("/etc/subuid", self.name)
         found = []
         for name in os.listdir("/proc"):
@@ -138,12 +140,21 @@ class User:
                 continue
             try:
                 with open(f"/proc/{name}/status") as f:
-                    for line in f:
-                        if line.startswith("Uid:"):
-                            uid = int(line.split()[1])
-                            if uid == self.uid or start <= uid < start + count:
-                                found.append(int(name))
-                            break
-            except (OSError, ValueError):
+                    fields = dict(line.split(":", 1) for line in f if ":" in line)
+                uid = int(fields["Uid"].split()[0])
+            except (OSError, ValueError, KeyError):
                 continue
+            if not (uid == self.uid or start <= uid < start + count):
+                continue
+            if fields.get("State", "").split()[:1] == ["Z"]:
+                _reap(int(name))
+                continue
+            found.append(int(name))
         return found
+
+
+def _reap(pid):
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass  # another process's zombie: its parent reaps it
