@@ -344,7 +344,9 @@ def _own_namespaces(names):
     return {"ok": True, "names": sent}, None, fds
 
 
-_NAMESPACE_NAMES = ("user", "mnt", "ipc", "uts", "net", "cgroup", "time_for_children", "pid")
+# /proc/self/ns names the exec and ps clients may ask for
+_NAMESPACE_NAMES = ("user", "mnt", "ipc", "uts", "net", "cgroup", "time", "time_for_children", "pid",
+                    "pid_for_children")
 
 
 def run(launch, new_pid_ns):
