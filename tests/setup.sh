@@ -53,4 +53,10 @@ fi
 # The venv's own setuptools is not used (builds get theirs); its .pth hook
 # runs at every interpreter start, i.e. at every runtime call (~0.5 ms).
 .venv/bin/python -m pip uninstall -q -y setuptools >/dev/null 2>&1 || true
+# The VM stage's boot tool (tests/vm), in a venv of its own: none of its
+# dependencies belongs in the runtime's venv, which every runtime call starts.
+if [ ! -x .venv-vm/bin/vng ]; then
+  "$python" -m venv .venv-vm
+  .venv-vm/bin/python -m pip install -q virtme-ng
+fi
 echo "setup: runsc-py installed at $(pwd)/.venv/bin/runsc-py"

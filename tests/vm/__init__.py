@@ -1,0 +1,1 @@
+"""The VM stage: a pure cgroup v2 guest (see harness.py)."""
