@@ -42,7 +42,7 @@ control connection instead of forking the sandbox; the pod's sandbox forks
 the member's, which answers SYNC_GO's place (it waits for it after STARTED)
 and then speaks sync as above on that connection.
 
-start, kill, ps of a running container:
+start, kill, exec, ps of a running container:
 
   CLI                        sandbox                       PID 1
    |--control START {state}---->|--INIT_START {state}-------->|
@@ -50,6 +50,8 @@ start, kill, ps of a running container:
    |<--OK {pid} (+fd) / ERROR---|                             |
    |--control SIGNAL {signal}-->|--kill(2)------------------->|
    |<--OK / ERROR---------------|                             |
+   |--control NAMESPACES {names}| (exec and ps, rootless)     |
+   |<--OK {names} (+fds)/ERROR--|                             |
    |                            |   PID 1 exits: waitpid      |
    |                            |--EXIT_STATUS {code}--> gofer: writes .exit
    |                            |<--OK-- gofer                |
@@ -67,7 +69,11 @@ BUILT = {"built": True}
 OK = {"ok": True}
 
 # control requests
-START, SIGNAL, PING, MEMBER = "start", "signal", "ping", "member"
+START, SIGNAL, PING, MEMBER, NAMESPACES = "start", "signal", "ping", "member", "namespaces"
+# what a NAMESPACES request may name: entries of the sandbox's /proc/self/ns
+# (the container's pid and time namespaces are those of its children)
+NAMESPACE_NAMES = ("user", "mnt", "ipc", "uts", "net", "cgroup", "time", "time_for_children", "pid",
+                   "pid_for_children")
 
 MAX_REQUEST = 1 << 20  # bytes: a member's spec fits with room to spare
 NSIG = 65
@@ -110,6 +116,12 @@ def parse_request(data):
         pass
     elif op == MEMBER:
         _check_member(msg)
+    elif op == NAMESPACES:
+        names = _field(msg, "names", (list,))
+        unknown = [n for n in names if n not in NAMESPACE_NAMES]
+        if unknown:
+            raise BadRequest(f"'namespaces' request: 'names' must name namespaces of "
+                             f"{', '.join(NAMESPACE_NAMES)}; not {unknown[0]!r}")
     else:
         raise BadRequest(f"unknown request {op!r}" if isinstance(op, str) else "request has no 'op'")
     return msg

@@ -55,6 +55,7 @@ class Sandbox:
         self.wakeup_r = None
         self.own_pid_ns = self.children_pid_ns = None  # a pod's sandbox's (enter_pid_namespace)
         self._peer_uids = False                         # not computed yet (peer_uids)
+        self.ns_fds = {}                                # /proc/self/ns name -> fd (open_namespaces)
 
     # -- set-up -------------------------------------------------------------
     def enter_pid_namespace(self, pid_ns):
@@ -107,6 +108,20 @@ class Sandbox:
         msg, _ = unix.recv(ours)
         if not msg or not msg.get("built"):
             raise SandboxError("the container's init exited during set-up")
+
+    def open_namespaces(self):
+        """Open this process's namespaces, its children's included, for the
+        `namespaces` request: an exec or ps caller without CAP_SYS_PTRACE
+        on the host (rootless) may not open /proc/PID/ns of this
+        non-dumpable process. Opened once PID 1 exists (a new pid namespace
+        has no name until its first process) and before the seccomp filter,
+        which allows no open: a request only dups them."""
+        for name in protocol.NAMESPACE_NAMES:
+            try:
+                self.ns_fds[name] = os.open(f"self/ns/{name}", os.O_RDONLY | os.O_CLOEXEC,
+                                            dir_fd=self.launch.proc_fd)
+            except FileNotFoundError:
+                pass  # the kernel lacks this namespace type
 
     def drop_inherited_fds(self):
         """The caller's fds (containerd leaks its socket as fd 3) do not
@@ -269,7 +284,23 @@ class Sandbox:
             return self.start(msg.get("state") or {})
         if op == protocol.SIGNAL:
             return dict(protocol.OK), self.deliver(msg["signal"]), []
+        if op == protocol.NAMESPACES:
+            return self.namespaces(msg["names"])
         return {"ok": True, "workload": self.init_pid if self.started else None}, None, []
+
+    def namespaces(self, names):
+        """(reply, None, fds): copies of the namespace fds asked for, in
+        the order of the reply's "names" (those the kernel lacks left out)."""
+        sent = [name for name in dict.fromkeys(names) if name in self.ns_fds]
+        fds = []
+        try:
+            for name in sent:
+                fds.append(os.dup(self.ns_fds[name]))
+        except OSError as e:
+            for fd in fds:
+                os.close(fd)
+            return {"error": f"namespaces: {(e.strerror or str(e)).lower()}"}, None, []
+        return {"ok": True, "names": sent}, None, fds
 
     def start(self, state):
         """(reply, None, fds): PID 1 execs the workload; the reply names its
@@ -377,6 +408,7 @@ def run(launch, pid_ns):
                 last_cap = int(f.read())
         sandbox.enter_pid_namespace(pid_ns)
         sandbox.fork_init()
+        sandbox.open_namespaces()
         for fd in range(3, 3 + launch.preserve_fds):
             os.close(fd)  # the process's, inherited by PID 1
         sandbox.install_signals()

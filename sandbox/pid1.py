@@ -24,6 +24,7 @@ import prctl
 from runsc_py.hooks import run_hooks
 from runsc_py.linux import fs, signals, tty, unix
 from runsc_py.linux.libc import check, libc
+from runsc_py.rootless import in_user_namespace
 
 from . import rootfs
 from . import workload
@@ -96,6 +97,10 @@ def build(launch):
     binds = dict(zip(msg["binds"], fds[2:2 + len(msg["binds"])]))
     devices = dict(zip(msg["devices"], fds[2 + len(msg["binds"]):]))
     linux = spec.linux
+    # mknod(2) of a device is refused in a user namespace, the container's
+    # or the runtime's own (rootless podman's); read before pivot_root
+    # (/proc/self/uid_map)
+    user_ns = any(n.type == "user" for n in linux.namespaces) or in_user_namespace()
     try:
         rootfs.isolate_from_host(tree, binds, spec.mounts, devices.values())
         rootfs.attach_root(tree)
@@ -109,7 +114,6 @@ def build(launch):
             os.close(fd)
     root_fd = os.open("/", fs.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        user_ns = any(n.type == "user" for n in linux.namespaces)
         rootfs.make_devices(linux.devices, devices, can_mknod=not user_ns)
         rootfs.write_sysctls(linux.sysctl)
         rootfs.mask_paths(root_fd, linux.masked_paths)

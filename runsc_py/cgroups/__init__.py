@@ -223,6 +223,7 @@ class Plan:
         self.steps = steps
         self.v2_controllers = v2_controllers  # enabled in the v2 ancestors
         self.exclusive = exclusive            # the default path: the leaf must be new
+        self.skipped = []                     # rootless: hierarchies done without
 
     def create(self, journal):
         """Make the directories and write the resources; the Cgroup, or
@@ -241,7 +242,14 @@ class Plan:
         except BaseException:
             cg.remove()
             raise
-        return cg if cg.dirs else None
+        if self.skipped:
+            from ..errors import log
+            log.warning(f"rootless: the container has no cgroup in the hierarchies not delegated to this "
+                        f"user: {', '.join(self.skipped)}")
+        if not cg.dirs:
+            cg.remove()  # rootless without any delegated hierarchy: the journal goes
+            return None
+        return cg
 
     def _make_all(self, cg):
         for h, _path in self.dirs:
@@ -273,13 +281,20 @@ class Plan:
                               "root?): set linux.cgroupsPath to use it")
 
     def _rootless(self, cg, key):
-        """Without privileges, a hierarchy no resource needs is done
-        without (v1 device rules are the kernel's to refuse the unprivileged
-        anyway; a v2 device filter is not dropped); its directory is
-        dropped from the container's cgroup."""
-        if os.geteuid() == 0 or any(s.key == key and not (s.field.startswith(_DEVICE_FIELDS) and key != UNIFIED)
-                                    for s in self.steps):
+        """Rootless, a hierarchy not delegated to the caller is done without
+        when no resource needs it (v1 device rules are the kernel's to refuse
+        the unprivileged anyway, runc's rule; a v2 device filter is never
+        dropped): its directory is dropped from the container's cgroup. A
+        resource that needs it is refused by field."""
+        from .. import rootless
+        if not rootless.active():
             return False
+        fields = sorted({s.field for s in self.steps
+                         if s.key == key and not (s.field.startswith(_DEVICE_FIELDS) and key != UNIFIED)})
+        if fields:
+            raise Failure(f"{', '.join(fields)}: not supported rootless: the {key} cgroup "
+                          f"{cg.dirs[key].path} is not delegated to this user")
+        self.skipped.append(key)
         self.steps = [s for s in self.steps if s.key != key]
         del cg.dirs[key]
         return True
@@ -441,7 +456,12 @@ class Cgroup:
                     os.close(fd)
             except OSError as e:
                 e.filename = e.filename or f"{d.path}/cgroup.procs"
-                raise Failure(f"joining the container's cgroup: {os_error_text(e)}") from None
+                hint = ""
+                if e.errno == errno.EACCES and d.version == 2:
+                    from .. import rootless
+                    if rootless.active():  # cgroup v2 moves a process only below a cgroup.procs the mover may write
+                        hint = " (rootless: the caller must itself run inside the delegated cgroup)"
+                raise Failure(f"joining the container's cgroup: {os_error_text(e)}{hint}") from None
 
     # -- processes ----------------------------------------------------------------------------------
     def procs(self):

@@ -67,15 +67,6 @@ def _enter_cgroup(launched, cgroup):
         unix.send(launched.sync, {"go": True})
 
 
-def _write_id_maps(pid, linux):
-    def lines(maps):
-        return "".join(f"{mp.container_id} {mp.host_id} {mp.size}\n" for mp in maps)
-    with open(f"/proc/{pid}/uid_map", "w") as f:
-        f.write(lines(linux.uid_mappings))
-    with open(f"/proc/{pid}/gid_map", "w") as f:
-        f.write(lines(linux.gid_mappings))
-
-
 def _creation_hooks(spec, cid, bundle, launched):
     """prestart (deprecated, still run) then createRuntime, in the runtime
     namespace, with the state of a container that is being created."""
@@ -103,7 +94,8 @@ def _await_ready(launched, spec, cid, bundle):
             raise Failure(msg["error"])
         if msg.get("op") == "idmap":
             try:
-                _write_id_maps(msg["pid"], linux)
+                from ..idmap import write_id_maps
+                write_id_maps(msg["pid"], linux)
                 unix.send(sync, {"ok": True})
             except OSError as e:
                 unix.send(sync, {"error": f"writing id maps: {os_error_text(e)}"})

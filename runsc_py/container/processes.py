@@ -2,7 +2,25 @@
 
 import os
 
+from ..errors import Failure
 from ..linux.proc import is_alive
+
+
+def _sandbox_pid_namespace(container):
+    """The pid namespace of the sandbox's children (the container's) as
+    /proc/PID/ns/pid names it, asked of the sandbox: not dumpable, it hides
+    its /proc/PID/ns from a caller without CAP_SYS_PTRACE on the host
+    (rootless)."""
+    from .control import request
+    fds = []
+    request(container, {"op": "namespaces", "names": ["pid_for_children"]}, fds_out=fds)
+    try:
+        if not fds:
+            raise Failure(f'container "{container.cid}": the sandbox did not send its pid namespace')
+        return f"pid:[{os.fstat(fds[0]).st_ino}]"
+    finally:
+        for fd in fds:
+            os.close(fd)
 
 
 def container_pids(container):
@@ -17,6 +35,8 @@ def container_pids(container):
         return []
     try:
         target = os.readlink(f"/proc/{pid}/ns/pid_for_children")
+    except PermissionError:
+        target = _sandbox_pid_namespace(container)
     except OSError:
         return []
     own_namespace = target != os.readlink("/proc/self/ns/pid")
