@@ -99,7 +99,10 @@ def test_socket_made_under_umask_000_refuses_other_uids(env, container):
 @pytest.mark.parametrize("payload", [b"[]", b'{"op":"signal","signal":null}', b'{"op":"signal","signal":true}',
                                      b'{"op":"signal","signal":99}', b'{"op":"start","state":[]}',
                                      b'{"op":"member"}', b'{"op":7}', b"\xff" * (1 << 20),
-                                     b"[" * 100000, b'{"op":"nope"}'])
+                                     b"[" * 100000, b'{"op":"nope"}', b'{"op":"namespaces"}',
+                                     b'{"op":"namespaces","names":"pid"}',
+                                     b'{"op":"namespaces","names":["pid","../../etc/passwd"]}',
+                                     b'{"op":"namespaces","names":[7]}'])
 def test_bad_requests_get_an_error_and_change_nothing(env, container, payload):
     env.rt("start", container)
     path = control_path(env, container)
@@ -129,3 +132,34 @@ def test_member_request_refused_by_a_container_that_is_not_a_pod(env, container)
             os.close(fd)
     assert "not a pod's sandbox" in reply["error"]
     assert env.rt.status(container) == "created"
+
+
+def test_namespaces_request_served_by_the_confined_sandbox(env, container):
+    """What exec and ps ask for when they may not open the sandbox's
+    /proc/PID/ns (rootless): the sandbox, already under its seccomp
+    filter, sends its own namespaces and its children's pid namespace,
+    which is the container's PID 1's."""
+    env.rt("start", container)
+    sandbox = _record(env, container)["sandbox"]["pid"]
+    with open(f"/proc/{sandbox}/task/{sandbox}/children") as f:
+        init = int(f.read().split()[0])  # the container's PID 1
+    names = ["mnt", "pid_for_children", "net"]
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    with sock:
+        sock.settimeout(10)
+        sock.connect(control_path(env, container))
+        sock.send(json.dumps({"op": "namespaces", "names": names}).encode())
+        data, fds, _flags, _addr = socket.recv_fds(sock, 1 << 16, 16)
+    try:
+        reply = json.loads(data)
+        assert reply == {"ok": True, "names": names}
+        assert len(fds) == len(names)
+        inodes = [os.fstat(fd).st_ino for fd in fds]
+    finally:
+        for fd in fds:
+            os.close(fd)
+    assert inodes[0] == os.stat(f"/proc/{init}/ns/mnt").st_ino
+    assert inodes[1] == os.stat(f"/proc/{init}/ns/pid").st_ino == os.stat(f"/proc/{sandbox}/ns/pid_for_children").st_ino
+    assert inodes[1] != os.stat(f"/proc/{sandbox}/ns/pid").st_ino  # the sandbox is outside it
+    assert inodes[2] == os.stat(f"/proc/{init}/ns/net").st_ino
+    assert running(env, container)
