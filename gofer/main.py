@@ -43,16 +43,18 @@ def open_bind(path, options):
     return fd
 
 
-def open_trees(spec, bundle, device_sources=()):
-    """(message, fds) for the sandbox: the rootfs tree, one tree per bind
-    mount (by index in spec.mounts) and host device nodes to bind when the
-    container cannot mknod (user namespace)."""
+def open_trees(spec, bundle, device_sources=(), rootfs_dir=None):
+    """(message, fds) for the sandbox: the rootfs tree, an O_PATH fd of the
+    rootfs directory (`rootfs_dir` if given), one tree per bind mount (by
+    index in spec.mounts) and host device nodes to bind when the container
+    cannot mknod (user namespace)."""
     fds = []
     binds = []
     try:
         fds.append(m.open_tree(-100, spec.root.path,
                                m.OPEN_TREE_CLONE | m.OPEN_TREE_CLOEXEC | m.AT_RECURSIVE))
-        fds.append(os.open(spec.root.path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC))
+        fds.append(rootfs_dir if rootfs_dir is not None else open_rootfs_dir(spec))
+        rootfs_dir = None  # in fds now: closed with them on failure
         for index, mnt in enumerate(spec.mounts):
             options = parse_options(mnt.options, mnt.type)
             if not options.bind:
@@ -64,10 +66,16 @@ def open_trees(spec, bundle, device_sources=()):
             fds.append(m.open_tree(-100, path, m.OPEN_TREE_CLONE | m.OPEN_TREE_CLOEXEC))
             devices.append(path)
     except BaseException:
-        for fd in fds:
+        for fd in fds + ([rootfs_dir] if rootfs_dir is not None else []):
             os.close(fd)
         raise
     return {"binds": binds, "devices": devices}, fds
+
+
+def open_rootfs_dir(spec):
+    """The set-up child's cwd, which its unshare carries into the sandbox's
+    mount namespace: opened in the caller's mount namespace."""
+    return os.open(spec.root.path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
 
 
 def detach_stdio():
@@ -91,7 +99,12 @@ def run(cid, spec, bundle, sandbox_sock, commit_sock, exit_path, device_sources=
         try:
             if spec.process.oom_score_adj is not None:
                 _own_oom_score_adj(spec.process.oom_score_adj)
-            msg, fds = open_trees(spec, bundle, device_sources)
+            rootfs_dir = None
+            if os.geteuid() != 0:  # unprivileged: open_tree needs a mount namespace of our own
+                from runsc_py.idmap import enter_own_namespace
+                rootfs_dir = open_rootfs_dir(spec)
+                enter_own_namespace()
+            msg, fds = open_trees(spec, bundle, device_sources, rootfs_dir)
         except OSError as e:
             from runsc_py.errors import os_error_text
             unix.send(sandbox_sock, {"error": f"gofer: {os_error_text(e)}"})
@@ -104,7 +117,10 @@ def run(cid, spec, bundle, sandbox_sock, commit_sock, exit_path, device_sources=
             os.close(fd)
         if not _committed(commit_sock):
             os._exit(1)
-        serve(sandbox_sock, exit_path)
+        from runsc_py.state_file import atomic_write
+        from sandbox import selfconfine
+        selfconfine.confine_gofer()
+        serve(sandbox_sock, exit_path, atomic_write)
     except BaseException:
         code = 1
     os._exit(code)
@@ -128,11 +144,10 @@ def _committed(commit_sock) -> bool:
     return bool(msg and msg.get("commit"))
 
 
-def serve(sandbox_sock, exit_path):
+def serve(sandbox_sock, exit_path, atomic_write):
     """Wait for the sandbox: record the exit status it reports, then go."""
     import gc
     gc.freeze()  # keep the pages shared with the sandbox: nothing new to collect here
-    from runsc_py.state_file import atomic_write
     while True:
         msg, fds = unix.recv(sandbox_sock)
         for fd in fds:

@@ -165,11 +165,45 @@ def write_error(root: str, err: OSError) -> Failure:
 
 
 def ensure_root(root: str):
-    """Create the root (0711) for a writer; readers never create it."""
+    """Create the root (0711) for a writer; readers never create it. What
+    is found there, made by us or by someone faster, must pass check_root."""
     try:
         os.makedirs(root, mode=0o711, exist_ok=True)
     except OSError as e:
         raise write_error(root, e) from None
+    check_root(root)
+
+
+def check_root(root: str):
+    """Refuse a root that another user owns or can write, before anything
+    in it is read: a record there is trusted (its spec's hooks are run by
+    `delete`), so a root someone else planted, e.g. /tmp/runsc-py-<uid>
+    made first by another user, must not be used. A missing root passes
+    (readers find nothing in it; ensure_root checks what it creates). One
+    lstat on the hot path; a symbolic link costs one stat more and must be
+    this user's (or root's) and lead to a directory that passes too."""
+    try:
+        info = os.lstat(root)
+        if stat.S_ISLNK(info.st_mode):
+            _check_owner(root, info, "symbolic link", allow_root=True)
+            info = os.stat(root)
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise Failure(f"root directory {root}: {(e.strerror or str(e)).lower()}") from None
+    if not stat.S_ISDIR(info.st_mode):
+        raise Failure(f"root directory {root} is not a directory")
+    _check_owner(root, info, "root directory")
+    if info.st_mode & 0o022:
+        raise Failure(f"root directory {root} is writable by group or others "
+                      f"(mode {stat.S_IMODE(info.st_mode):04o}): refusing to use it")
+
+
+def _check_owner(root, info, what, allow_root=False):
+    euid = os.geteuid()
+    if info.st_uid != euid and not (allow_root and info.st_uid == 0):
+        raise Failure(f"{what} {root} is owned by uid {info.st_uid}, not by this user "
+                      f"(uid {euid}): refusing to use it")
 
 
 class StateFile:

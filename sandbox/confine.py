@@ -319,7 +319,8 @@ class Confinement:
         # Keep the permitted set across the uid change; capset then sets
         # exactly what the spec asks for.
         prctl.set_keepcaps(1)
-        _step("process.user.additionalGids", os.setgroups, self.groups)
+        _step("process.user.additionalGids", _set_groups, self.groups,
+              hint={errno.EPERM: "setgroups(2) is denied in this user namespace: map gids with newgidmap"})
         _step("process.user.gid", os.setresgid, self.gid, self.gid, self.gid)
         _step("process.user.uid", os.setresuid, self.uid, self.uid, self.uid)
         prctl.set_keepcaps(0)
@@ -375,6 +376,26 @@ def _apparmor_exec(profile):
 class StepFailed(Exception):
     """A confinement step failed: the message names the field and the error
     text engines match ("operation not permitted", "permission denied")."""
+
+
+def _set_groups(groups):
+    """Where setgroups(2) is denied in the user namespace (an unprivileged
+    caller's single self-mapping: user_namespaces(7)), the inherited
+    groups stay when none are asked for, as with runc: they are the
+    caller's own."""
+    try:
+        os.setgroups(groups)
+    except PermissionError:
+        if groups or not _setgroups_denied():
+            raise
+
+
+def _setgroups_denied():
+    try:
+        with open("/proc/self/setgroups") as f:
+            return f.read().strip() == "deny"
+    except OSError:
+        return False
 
 
 def _step(what, fn, *args, hint=None, **kwargs):

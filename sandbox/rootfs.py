@@ -225,7 +225,7 @@ def mount_cgroup(root_fd, mnt, options, layout):
             for name, fstype, flags in layout:
                 sub = make_target(root_fd, f"{mnt.destination}/{name}", True)
                 try:
-                    tree = _fsmount(fstype, None, flags, options.attr_set)
+                    tree = _cgroup_hierarchy(name, fstype, flags, options.attr_set)
                     try:
                         _attach(tree, sub, options)
                     finally:
@@ -238,6 +238,28 @@ def mount_cgroup(root_fd, mnt, options, layout):
             os.close(tmpfs)
     finally:
         os.close(dst)
+
+
+def _cgroup_hierarchy(name, fstype, flags, attrs):
+    """A new mount of one hierarchy. Without a cgroup namespace of the
+    container's user namespace (rootless podman keeps the host's cgroup
+    namespace) the kernel refuses it: then a recursive copy of the same
+    hierarchy from this mount namespace, which is still the copy of the
+    host's (before pivot_root), shows the very same tree. Only the fixed
+    /sys/fs/cgroup mount points of the host's layout are named."""
+    try:
+        return _fsmount(fstype, None, flags, attrs)
+    except PermissionError:
+        pass
+    tree = m.open_tree(AT_FDCWD, f"/sys/fs/cgroup/{name}",
+                       m.OPEN_TREE_CLONE | m.OPEN_TREE_CLOEXEC | m.AT_RECURSIVE)
+    try:
+        if attrs:
+            m.mount_setattr(tree, "", m.AT_EMPTY_PATH | m.AT_RECURSIVE, attrs, 0)
+    except BaseException:
+        os.close(tree)
+        raise
+    return tree
 
 
 class _Mnt:
@@ -286,8 +308,10 @@ def device_sources(spec):
     """Host device nodes the gofer opens for the sandbox to bind: in a user
     namespace mknod(2) of a device is refused, so (as runc does) the
     default devices and linux.devices are bind mounts of the host's nodes
-    at the same paths. A FIFO is made in place even there."""
-    if not any(n.type == "user" for n in spec.linux.namespaces):
+    at the same paths. A FIFO is made in place even there. So too when the
+    runtime itself runs in a user namespace (rootless podman's)."""
+    from runsc_py.rootless import in_user_namespace
+    if not any(n.type == "user" for n in spec.linux.namespaces) and not in_user_namespace():
         return []
     paths = [f"/dev/{name}" for name, _major, _minor in DEFAULT_DEVICES]
     return paths + [d.path for d in spec.linux.devices if d.type != "p" and d.path not in paths]

@@ -1,20 +1,20 @@
-"""The set-up child: namespaces for the sandbox.
+"""The set-up of the sandbox process: its namespaces.
 
-Forked from `create`. It joins the namespaces config.json names by path,
-creates the others (user first, so the rest belong to it; its uid/gid maps
-are written by the CLI, which is outside it), then forks the sandbox, which
-is PID 1 of the new pid namespace, and exits. The sandbox is thereby
-orphaned and reparented to the caller's subreaper, like runc's container
-init.
+Forked from `create`, this process becomes the sandbox. It joins the
+namespaces config.json names by path, creates the others (user first, so
+the rest belong to it; its uid/gid maps are written by the CLI, which is
+outside it), all but the pid namespace, which the sandbox makes or joins
+for its children only (sandbox.init): the sandbox stays in the runtime's
+pid namespace, outside the container.
 
-A pod member's set-up child is forked by the pod's sandbox instead
+A pod member's set-up is forked by the pod's sandbox instead
 (sandbox.members): its namespaces to join arrive as fds (their paths are
-host paths), and its sandbox process is reparented to the pod's sandbox.
+host paths), and its sandbox process is a child of the pod's sandbox.
 """
 
 import os
 
-from runsc_py.linux import ns
+from runsc_py.linux import fs, ns
 from runsc_py.linux import unix
 
 # Imported here, by create, not in the set-up child: once the child is in a
@@ -40,8 +40,19 @@ class Launch:
         self.member = kw.get("member", False)   # a pod member, set up inside the pod's sandbox
         self.ns_fds = kw.get("ns_fds", {})      # type -> fd of namespaces to join (members)
         self.oom_score_adj = kw.get("oom_score_adj")  # the sandbox process's value, if it sets one
-        self.trees = None                       # the gofer's message, received by the set-up child
+        self.parent_pid = kw.get("parent_pid")  # a member's: the pod's sandbox
+        self.pod_sandbox = kw.get("pod_sandbox", False)  # a pod's sandbox: it takes members
+        self.pid_ns = None                      # fd of a pid namespace to join, or None
+        # O_PATH fd of the runtime's /proc: the sandbox is outside the pid
+        # namespace of the /proc mounted in its (the container's) mount tree.
+        self.proc_fd = kw.get("proc_fd")
+        self.owner_uid = kw.get("owner_uid", 0)  # the runtime's uid: it (and root) may control the sandbox
+        self.trees = None                       # the gofer's message, received at set-up
         self.tree_fds = []
+
+    def proc_opener(self, path, flags):
+        """An `opener` for open() of a path in the runtime's /proc."""
+        return os.open(path, flags | os.O_CLOEXEC, dir_fd=self.proc_fd)
 
 
 def _fail(launch, msg):
@@ -62,7 +73,7 @@ def _join(launch, namespaces):
         fd = launch.ns_fds.pop(entry.type, None)
         if fd is None:
             try:
-                fd = os.open(entry.path, os.O_RDONLY | os.O_CLOEXEC)
+                fd = open_namespace(entry.type, entry.path)
             except OSError as e:
                 raise SetupError(f"linux.namespaces: {entry.type} namespace {entry.path}: "
                                  f"{(e.strerror or str(e)).lower()}") from None
@@ -73,16 +84,44 @@ def _join(launch, namespaces):
                 raise SetupError(f"linux.namespaces: {entry.path} is not a namespace") from None
             if actual != flag:
                 raise SetupError(f"linux.namespaces: {entry.path} is not a {entry.type} namespace")
+            if entry.type == "pid":
+                # Joined for its children by the sandbox, which stays outside.
+                launch.pid_ns, fd = fd, None
+                continue
             # setns into the namespace one is in fails for some types (user):
             # a pod member usually names the pod's own namespaces.
-            if os.fstat(fd).st_ino != os.stat(f"/proc/self/ns/{name}").st_ino:
+            if os.fstat(fd).st_ino != os.stat(f"self/ns/{name}", dir_fd=launch.proc_fd).st_ino:
                 ns.setns(fd, flag, path=entry.path)
         finally:
-            os.close(fd)
+            if fd is not None:
+                os.close(fd)
 
 
 class SetupError(Exception):
     pass
+
+
+def open_namespace(kind, path):
+    """An fd of the namespace at `path`. The pid and time namespaces of a
+    runtime sandbox (`/proc/<state pid>/ns/pid`, how engines name another
+    container's or the pod's namespace) are those of its children: the
+    sandbox is outside its container's pid namespace, and its container's
+    time namespace is its children's."""
+    if kind in ("pid", "time"):
+        name = path.rstrip("/")
+        if name.startswith("/proc/") and name.endswith(f"/ns/{kind}"):
+            try:
+                with open(name[:-len(f"ns/{kind}")] + "comm", "rb") as f:
+                    comm = f.read().strip()
+            except OSError:
+                comm = b""
+            if comm == SANDBOX_COMM:
+                path = f"{name}_for_children"
+    return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+
+
+# The kernel keeps the first 15 bytes of a process name.
+SANDBOX_COMM = b"runsc-py-sandbox"[:15]
 
 
 def _user_namespace(launch, wanted):
@@ -98,7 +137,7 @@ def _user_namespace(launch, wanted):
     os.setresuid(0, 0, 0)
 
 
-def _time_offsets(offsets):
+def _time_offsets(launch, offsets):
     """runtime-spec linux.timeOffsets, written before the first process of
     the new time namespace exists."""
     if not offsets:
@@ -106,7 +145,7 @@ def _time_offsets(offsets):
     lines = []
     for clock, value in offsets.items():
         lines.append(f"{clock} {int(value.get('secs', 0))} {int(value.get('nanosecs', 0))}\n")
-    with open("/proc/self/timens_offsets", "w") as f:
+    with open("self/timens_offsets", "w", opener=launch.proc_opener) as f:
         f.write("".join(lines))
 
 
@@ -129,9 +168,11 @@ def _receive_trees(launch):
 
 
 def run(launch: Launch):
-    """Body of the set-up child (never returns)."""
+    """Body of the set-up, which becomes the sandbox (never returns)."""
     try:
         os.setsid()
+        if launch.proc_fd is None:
+            launch.proc_fd = os.open("/proc", fs.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         if not launch.member:
             _await_cgroup(launch)
         rootfs_dir_fd = _receive_trees(launch)
@@ -140,26 +181,24 @@ def run(launch: Launch):
         _join(launch, [n for n in namespaces if n.type == "user"])
         _user_namespace(launch, wanted)
         _join(launch, [n for n in namespaces if n.type != "user"])
-        # The cwd is carried into the new mount namespace: the sandbox
-        # attaches the rootfs over it without naming a host path. A member
-        # is in the pod's root, where the host's directory is out of reach:
-        # its root is attached over the pod's "/" in its own mount namespace.
+        # The cwd is carried into the new mount namespace: PID 1 attaches
+        # the rootfs over it without naming a host path. A member is in the
+        # pod's root, where the host's directory is out of reach: its root
+        # is attached over the pod's "/" in its own mount namespace.
         if launch.member:
             os.chdir("/")
         else:
             os.fchdir(rootfs_dir_fd)
         flags = 0
-        for kind in wanted - {"user"}:
+        for kind in wanted - {"user", "pid"}:
             flags |= ns.TYPES[kind][0]
         ns.unshare(flags)
         if "time" in wanted:
-            _time_offsets(launch.spec.linux.time_offsets)
-        if os.fork() == 0:
-            init.run(launch, new_pid_ns="pid" in wanted)
-        os._exit(0)
+            _time_offsets(launch, launch.spec.linux.time_offsets)
     except SetupError as e:
         _fail(launch, str(e))
     except OSError as e:
         _fail(launch, f"namespaces: {(e.strerror or str(e)).lower()}")
     except BaseException as e:
         _fail(launch, f"namespaces: {e}")
+    init.run(launch, "new" if "pid" in wanted else launch.pid_ns)

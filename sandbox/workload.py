@@ -82,7 +82,21 @@ def close_extra_fds(preserve_fds, keep):
 def spawn(process, confinement, *, preserve_fds=0, terminal_slave=None, before_exec=None):
     """Fork the process and return (pid, error text or None, seccomp
     listener fd or None) once it has exec'd or failed to, or as soon as it
-    sends the seccomp listener fd. The child never returns.
+    sends the seccomp listener fd. The child never returns."""
+    ours, theirs = unix.pair()
+    pid = os.fork()
+    if pid == 0:
+        ours.close()
+        exec_process(process, theirs, preserve_fds, terminal_slave, confinement, before_exec)
+    theirs.close()
+    with ours:
+        error, listener = await_exec(ours)
+    return pid, error, listener
+
+
+def await_exec(ours):
+    """(error text or None, seccomp listener fd or None) from a process
+    on its way to execve (`exec_process` on the other end of `ours`).
 
     The two talk over a close-on-exec socket pair: the child sends the
     listener fd (SCMP_ACT_NOTIFY) or an error; EOF means the exec happened.
@@ -90,27 +104,22 @@ def spawn(process, confinement, *, preserve_fds=0, terminal_slave=None, before_e
     execve: a notified system call on the way (execve itself) waits for the
     agent, which must get the fd first; an exec failure after it is the
     process's exit status."""
-    ours, theirs = unix.pair()
-    pid = os.fork()
-    if pid == 0:
-        ours.close()
-        _child(process, theirs, preserve_fds, terminal_slave, confinement, before_exec)
-    theirs.close()
     error, listener = None, None
-    with ours:
-        while True:
-            msg, fds = unix.recv(ours)
-            if msg is None:
-                break
-            if "error" in msg:
-                error = msg["error"]
-            if msg.get("seccompListener") and fds:
-                listener = fds[0]
-                break
-    return pid, error, listener
+    while True:
+        msg, fds = unix.recv(ours)
+        if msg is None:
+            break
+        if "error" in msg:
+            error = msg["error"]
+        if msg.get("seccompListener") and fds:
+            listener = fds[0]
+            break
+    return error, listener
 
 
-def _child(process, channel, preserve_fds, terminal_slave, confinement, before_exec):
+def exec_process(process, channel, preserve_fds, terminal_slave, confinement, before_exec):
+    """Set up this process per `process` and execve it (never returns);
+    errors go over `channel` (see await_exec)."""
     arg0 = process.args[0]
     try:
         reset_signals()
@@ -123,13 +132,16 @@ def _child(process, channel, preserve_fds, terminal_slave, confinement, before_e
         if preserve_fds:
             env["LISTEN_FDS"] = str(preserve_fds)
             env["LISTEN_PID"] = str(os.getpid())
-        if before_exec is not None:
-            before_exec()
         cwd_entered = _enter_cwd(process.cwd)
         listener = confinement.apply(cwd_entered)
         if listener is not None:
             _send(channel, {"seccompListener": True}, [listener])
             os.close(listener)
+        if before_exec is not None:
+            # What runc does (checked with runc 1.1): startContainer hooks
+            # run under the process's own confinement (user, capabilities,
+            # no_new_privs, seccomp), in the container, just before execve.
+            before_exec()
         try:
             os.execvpe(arg0, list(process.args), env)
         except OSError as e:

@@ -36,7 +36,7 @@ def features() -> dict:
         "linux": {
             "namespaces": list(NAMESPACE_TYPES),
             "capabilities": list(CAPABILITY_LIST),
-            "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False, "rdma": False},
+            "cgroup": {"v1": True, "v2": True, "systemd": True, "systemdUser": False, "rdma": False},
             "seccomp": {
                 "enabled": seccomp_enabled,
                 "actions": list(SECCOMP_ACTIONS),
@@ -51,9 +51,35 @@ def features() -> dict:
             "mountExtensions": {"idmap": {"enabled": False}},
         },
         "annotations": {"io.github.runsc-py.version": _version(),
-                        "org.opencontainers.runtime-spec.version": OCI_VERSION},
+                        "io.github.runsc-py.devices": device_enforcement(),
+                        "org.opencontainers.runtime-spec.version": OCI_VERSION,
+                        # What the runtime's own processes keep once a container is
+                        # created (sandbox.selfconfine); a pod's sandbox keeps all.
+                        "io.github.runsc-py.sandbox.capabilities": "CAP_KILL",
+                        "io.github.runsc-py.gofer.capabilities": "",
+                        "io.github.runsc-py.selfconfinement": "no_new_privs,seccomp-allow-list"},
         "potentiallyUnsafeConfigAnnotations": [],
     }
+
+
+def device_enforcement():
+    """How linux.resources.devices is enforced on this host for this caller
+    (the runtime spec's features have no field for it): the v1 devices
+    controller, the cgroup v2 eBPF device filter (probed by loading one), or
+    why device rules are refused."""
+    from runsc_py.cgroups import current_host, devicefilter
+    host = current_host()
+    found = host.holder("devices")
+    if found is not None and found[1] == 1:
+        return "cgroup v1 devices controller"
+    if host.v2 is None:
+        return "none: device rules are refused (this host has no device cgroup)"
+    try:
+        devicefilter.Program(devicefilter.Policy()).load().close()
+    except OSError as e:
+        return f"none: device rules are refused (the cgroup v2 eBPF device filter cannot be loaded: " \
+               f"{devicefilter.why_not(e)})"
+    return "cgroup v2 eBPF device filter"
 
 
 def _version():

@@ -190,11 +190,25 @@ def cgroups_path(path, cid):
 
 # -- planning and creating --------------------------------------------------------------------------
 
+_SYSTEMD_DRIVER = False
+
+
+def use_systemd():
+    """--systemd-cgroup: the containers this command creates get a systemd
+    scope (systemd.py) instead of cgroupfs directories. A container's record
+    says which driver made it, so every other command follows the record."""
+    global _SYSTEMD_DRIVER
+    _SYSTEMD_DRIVER = True
+
+
 def plan(spec, cid, host=None):
     """Where the container's cgroup goes and what is written to it, checked
     against this host before anything exists."""
     from . import resources
     host = host or current_host()
+    if _SYSTEMD_DRIVER:
+        from . import systemd
+        return systemd.plan(spec, cid, host)
     linux = spec.linux
     inner = cgroups_path(linux.cgroups_path, cid)
     steps, v2_controllers = resources.plan(linux.resources, host, devices=linux.devices)
@@ -209,6 +223,7 @@ class Plan:
         self.steps = steps
         self.v2_controllers = v2_controllers  # enabled in the v2 ancestors
         self.exclusive = exclusive            # the default path: the leaf must be new
+        self.skipped = []                     # rootless: hierarchies done without
 
     def create(self, journal):
         """Make the directories and write the resources; the Cgroup, or
@@ -227,7 +242,14 @@ class Plan:
         except BaseException:
             cg.remove()
             raise
-        return cg if cg.dirs else None
+        if self.skipped:
+            from ..errors import log
+            log.warning(f"rootless: the container has no cgroup in the hierarchies not delegated to this "
+                        f"user: {', '.join(self.skipped)}")
+        if not cg.dirs:
+            cg.remove()  # rootless without any delegated hierarchy: the journal goes
+            return None
+        return cg
 
     def _make_all(self, cg):
         for h, _path in self.dirs:
@@ -259,12 +281,20 @@ class Plan:
                               "root?): set linux.cgroupsPath to use it")
 
     def _rootless(self, cg, key):
-        """Without privileges, a hierarchy no resource needs is done
-        without (device rules are the kernel's to refuse the unprivileged
-        anyway); its directory is dropped from the container's cgroup."""
-        if os.geteuid() == 0 or any(s.key == key and not s.field.startswith(_DEVICE_FIELDS)
-                                    for s in self.steps):
+        """Rootless, a hierarchy not delegated to the caller is done without
+        when no resource needs it (v1 device rules are the kernel's to refuse
+        the unprivileged anyway, runc's rule; a v2 device filter is never
+        dropped): its directory is dropped from the container's cgroup. A
+        resource that needs it is refused by field."""
+        from .. import rootless
+        if not rootless.active():
             return False
+        fields = sorted({s.field for s in self.steps
+                         if s.key == key and not (s.field.startswith(_DEVICE_FIELDS) and key != UNIFIED)})
+        if fields:
+            raise Failure(f"{', '.join(fields)}: not supported rootless: the {key} cgroup "
+                          f"{cg.dirs[key].path} is not delegated to this user")
+        self.skipped.append(key)
         self.steps = [s for s in self.steps if s.key != key]
         del cg.dirs[key]
         return True
@@ -385,11 +415,15 @@ class Cgroup:
             except OSError as e:
                 raise Failure(f"{step.field}: {os_error_text(e)}") from None
 
-    def update(self, merged):
-        """Write `merged` (the container's resources after `update`) again,
-        devices excepted (runc does not update them either)."""
+    def update(self, merged, previous_devices=None, linux_devices=()):
+        """Write `merged` (the container's resources after `update`) again.
+        Device rules only when the update gives them: `previous_devices`
+        are the rules in force until now (on v1 only the difference is
+        written; on v2 the new program is attached before the old one
+        goes), `linux_devices` the container's linux.devices."""
         from . import resources
-        steps, _ = resources.plan(merged, self, skip_devices=True, update=True)
+        steps, _ = resources.plan(merged, self, devices=linux_devices, skip_devices=previous_devices is None,
+                                  update=True, previous=previous_devices)
         self.apply(steps)
 
     def check_unused(self):
@@ -422,7 +456,12 @@ class Cgroup:
                     os.close(fd)
             except OSError as e:
                 e.filename = e.filename or f"{d.path}/cgroup.procs"
-                raise Failure(f"joining the container's cgroup: {os_error_text(e)}") from None
+                hint = ""
+                if e.errno == errno.EACCES and d.version == 2:
+                    from .. import rootless
+                    if rootless.active():  # cgroup v2 moves a process only below a cgroup.procs the mover may write
+                        hint = " (rootless: the caller must itself run inside the delegated cgroup)"
+                raise Failure(f"joining the container's cgroup: {os_error_text(e)}{hint}") from None
 
     # -- processes ----------------------------------------------------------------------------------
     def procs(self):
@@ -623,7 +662,14 @@ class Cgroup:
 
 def load(record, journal=None):
     """The Cgroup of a state record's "cgroup" field, or None."""
-    return Cgroup.from_record(record, journal) if record else None
+    return _from_record(record, journal) if record else None
+
+
+def _from_record(record, journal):
+    if "systemd" in record:
+        from .systemd import SystemdCgroup
+        return SystemdCgroup.from_record(record, journal)
+    return Cgroup.from_record(record, journal)
 
 
 def recover(journal):
@@ -635,6 +681,6 @@ def recover(journal):
     except (FileNotFoundError, ValueError):
         return None
     try:
-        return Cgroup.from_record(record, journal)
+        return _from_record(record, journal)
     except (KeyError, TypeError, ValueError, AttributeError):
         return None

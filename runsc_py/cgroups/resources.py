@@ -24,18 +24,6 @@ FIELD = "linux.resources"
 MAX_UINT64 = (1 << 64) - 1
 DEFAULT_CFS_PERIOD = 100000  # us; the kernel's default (cgroup-v2.rst, cpu.max)
 
-# The devices every container may use, after the spec's own rules (runc's
-# list: mknod of anything, the /dev nodes every container gets, the pty
-# devices, the console; /dev/net/tun stays because engines rely on it,
-# runc restored it after removing it in 1.2.0-rc1).
-DEFAULT_DEVICE_RULES = (
-    "c *:* m", "b *:* m",
-    "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm",  # null zero full random urandom
-    "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm",                           # tty console ptmx
-    "c 136:* rwm",                                                   # /dev/pts/*
-    "c 10:200 rwm",                                                  # /dev/net/tun
-)
-
 _THROTTLES = (("throttleReadBpsDevice", "blkio.throttle.read_bps_device", "rbps"),
               ("throttleWriteBpsDevice", "blkio.throttle.write_bps_device", "wbps"),
               ("throttleReadIOPSDevice", "blkio.throttle.read_iops_device", "riops"),
@@ -135,17 +123,6 @@ def parse_cpu_list(text):
     return out
 
 
-def device_rule(rule):
-    """A linux.resources.devices entry as a devices.allow/deny line: `c 1:3 rwm`, `a`."""
-    kind = rule.get("type") or "a"
-    if kind == "a":
-        return "a"
-
-    def number(value):
-        return "*" if value is None or value < 0 else str(value)
-    return f"{kind} {number(rule.get('major'))}:{number(rule.get('minor'))} {rule.get('access') or 'rwm'}"
-
-
 # -- the plan -------------------------------------------------------------------------------------
 
 class Step:
@@ -161,7 +138,7 @@ class Step:
         return f"Step({self.key!r}, {self.field!r}, {module}.{self.fn.__name__}, {self.args!r})"
 
 
-def plan(resources, where, devices=(), skip_devices=False, update=False):
+def plan(resources, where, devices=(), skip_devices=False, update=False, previous=None):
     """(steps, v2 controllers the steps need) for `resources` (the
     linux.resources dict).
 
@@ -169,7 +146,8 @@ def plan(resources, where, devices=(), skip_devices=False, update=False):
     version) of the hierarchy that holds it or None, `where.unified()` the
     (key, available controllers) of the v2 hierarchy or None. `devices` is
     linux.devices (they are allowed in the device cgroup: the container
-    has them). `update`: the resources replace those of a running container."""
+    has them). `update`: the resources replace those of a running container,
+    whose device rules were `previous`."""
     planner = _Planner(where, update)
     resources = resources or {}
     planner.memory(resources.get("memory"))
@@ -181,7 +159,7 @@ def plan(resources, where, devices=(), skip_devices=False, update=False):
     if resources.get("rdma"):
         raise Unsupported(f"{FIELD}.rdma (the rdma controller)")
     if not skip_devices:
-        planner.devices(resources.get("devices") or (), devices)
+        planner.devices(resources.get("devices") or (), devices, previous)
     planner.unified(resources.get("unified"))
     return planner.steps, planner.v2_controllers
 
@@ -320,7 +298,10 @@ class _Planner:
                 raise Failure(f"{f}.{name}: the cgroup v2 cpu controller has no realtime limits")
         if idle is not None:
             self.add(key, f"{f}.idle", files.write, "cpu.idle", idle)
-        if shares:
+        # An idle cgroup (SCHED_IDLE) has the kernel's lowest weight, and
+        # the kernel refuses cpu.weight writes to it (EINVAL): the weight
+        # from shares takes effect when cpu.idle is 0 again (written first).
+        if shares and idle != 1:
             self.add(key, f"{f}.shares", files.write, "cpu.weight", shares_to_weight(shares))
         if quota or period:
             self.add(key, f"{f}.{'quota' if quota else 'period'}", files.write, "cpu.max", cpu_max(quota, period))
@@ -421,32 +402,39 @@ class _Planner:
         return found[0]
 
     # -- devices ----------------------------------------------------------------------------------
-    def devices(self, rules, devices):
-        """The v1 devices controller: deny everything, then the spec's rules
-        in order, then the default devices and linux.devices. Without one
-        (pure v2: its eBPF device filter is not implemented) only the
-        default set is accepted, which the container gets anyway."""
+    def devices(self, entries, devices, previous):
+        """One policy from the spec's rules (devicefilter.py), enforced by
+        the v1 devices controller where the host has one, else by an eBPF
+        program on the container's cgroup v2 directory. `previous` (update):
+        the rules in force, for the v1 writes that change only what differs."""
+        from . import devicefilter
+        rules = devicefilter.sequence(entries, devices)
+        target = devicefilter.emulate(rules)  # refuses a rule the kernel would ignore, on every host
         found = self.where.holder("devices")
-        if found is None or found[1] != 1:
-            for i, rule in enumerate(rules):
-                if not _within_defaults(rule, devices):
-                    raise Failure(f"{FIELD}.devices[{i}]: device rules beyond the default set need the "
-                                  "cgroup v2 eBPF device filter, which is not supported"
-                                  if found is not None or self.where.unified() is not None else
-                                  f"{FIELD}.devices[{i}]: the devices controller is not available on this host")
+        if found is not None and found[1] == 1:
+            if previous is not None:
+                rules = devicefilter.emulate(devicefilter.sequence(previous, devices)).transition(target)
+            for rule in rules:
+                self.add(found[0], rule.field, files.write, "devices.allow" if rule.allow else "devices.deny",
+                         rule.line())
             return
-        key = found[0]
-        self.add(key, f"{FIELD}.devices", files.write, "devices.deny", "a")
-        for i, rule in enumerate(rules):
-            self.add(key, f"{FIELD}.devices[{i}]", files.write, "devices.allow" if rule["allow"] else "devices.deny",
-                     device_rule(rule))
-        for line in DEFAULT_DEVICE_RULES:
-            self.add(key, f"{FIELD}.devices (default rule {line})", files.write, "devices.allow", line)
-        for i, dev in enumerate(devices):
-            if dev.type in ("c", "b", "u") and dev.major is not None:
-                kind = "c" if dev.type == "u" else dev.type
-                self.add(key, f"linux.devices[{i}]", files.write, "devices.allow",
-                         f"{kind} {dev.major}:{dev.minor} rwm")
+        v2_dir = self.where.unified()
+        if target.allows_all():
+            if v2_dir is not None and self.update:
+                self.add(v2_dir[0], f"{FIELD}.devices", devicefilter.uninstall)
+            return
+        if v2_dir is None:
+            if entries:
+                raise Failure(f"{FIELD}.devices: the devices controller is not available on this host")
+            return
+        try:
+            prog = devicefilter.Program(target).load()
+        except OSError as e:
+            if not entries:
+                return  # nothing asked, and nothing this host can enforce (rootless, no cgroup BPF)
+            raise Failure(f"{FIELD}.devices: the cgroup v2 eBPF device filter cannot be loaded: "
+                          f"{devicefilter.why_not(e)}") from None
+        self.add(v2_dir[0], f"{FIELD}.devices", devicefilter.install, prog)
 
     # -- unified --------------------------------------------------------------------------------
     def unified(self, entries):
@@ -468,23 +456,6 @@ class _Planner:
                     raise Failure(f"{field}: the {controller} controller is not in this host's cgroup v2 hierarchy")
                 self.v2_controllers.add(controller)
             self.add(key, field, v2.write_existing, name, value)
-
-
-def _within_defaults(rule, devices):
-    """A rule a container without a device controller can be given: a
-    deny of everything, or an allow the default set or linux.devices
-    already grants."""
-    text = device_rule(rule)
-    if not rule.get("allow"):
-        return text == "a"
-    if text == "a":
-        return False
-    kind, number, access = text.split()
-    for default in DEFAULT_DEVICE_RULES:
-        d_kind, d_number, d_access = default.split()
-        if d_kind == kind and d_number == number and set(access) <= set(d_access):
-            return True
-    return any((dev.type, f"{dev.major}:{dev.minor}") == (kind, number) for dev in devices)
 
 
 # Fields where 0 means "not set" (see the module's docstring): an update

@@ -20,6 +20,8 @@ COMMANDS = {
     "list": "list_", "pause": "pause", "resume": "resume", "events": "events",
     "update": "update", "features": "features", "spec": "spec", "wait": "wait",
 }
+# the commands that do not use the state root
+NO_ROOT = {"runsc_py.cli.features", "runsc_py.cli.spec"}
 
 
 class _Fallback(Exception):
@@ -136,8 +138,17 @@ def run_command(g, module, values) -> int:
     configure_log(g.log, g.log_format, g.debug)
     try:
         if g.systemd_cgroup and getattr(module, "USES_CGROUPS", False):
-            from ..errors import Unsupported
-            raise Unsupported("--systemd-cgroup (a systemd cgroup manager)")
+            from .. import rootless
+            if rootless.active():
+                from ..errors import Unsupported
+                raise Unsupported("--systemd-cgroup in rootless mode (cgroups through the systemd user bus)")
+            # Commands that never touch cgroups (state, kill, list, ...) skip
+            # this import; engines pass the flag to every command.
+            from .. import cgroups
+            cgroups.use_systemd()
+        if module.__name__ not in NO_ROOT:
+            from ..state_file import check_root
+            check_root(g.root)
         code = module.run(g, **values)
         return code or 0
     except Failure as e:

@@ -43,27 +43,14 @@ class Globals:
 
     def __init__(self, root=None, log=None, log_format="text", debug=False,
                  systemd_cgroup=False, rootless="auto"):
-        self.root = root or default_root()
+        from .. import rootless as _rootless
+        _rootless.configure(rootless)
+        self.root = root or _rootless.default_root()
         self.log = log
         self.log_format = log_format
         self.debug = debug
         self.systemd_cgroup = systemd_cgroup
         self.rootless = rootless
-
-
-def default_root() -> str:
-    """`/run/runsc-py` for root, `$XDG_RUNTIME_DIR/runsc-py` otherwise.
-
-    podman calls `state` with only XDG_RUNTIME_DIR set, and its cleanup
-    process may not set it at all: root always uses the fixed path so every
-    caller agrees."""
-    import os
-    if os.geteuid() == 0:
-        return "/run/runsc-py"
-    xdg = os.environ.get("XDG_RUNTIME_DIR")
-    if xdg:
-        return os.path.join(xdg, "runsc-py")
-    return f"/tmp/runsc-py-{os.geteuid()}"
 
 
 GLOBAL_OPTIONS = (
@@ -73,6 +60,7 @@ GLOBAL_OPTIONS = (
         help="log format: text or json"),
     Opt(("--debug",), "debug", flag=True, help="enable debug output in the log"),
     Opt(("--systemd-cgroup",), "systemd_cgroup", flag=True,
-        help="manage cgroups with systemd (not supported yet)"),
-    Opt(("--rootless",), "rootless", default="auto", help="ignore cgroup permission errors (true, false or auto)"),
+        help="manage cgroups with systemd: linux.cgroupsPath is slice:prefix:name"),
+    Opt(("--rootless",), "rootless", default="auto", choices=("auto", "true", "false"),
+        help="run without the host's root: auto (when not root of the host), true or false"),
 )

@@ -3,8 +3,9 @@
 Steps, each undone if a later one fails ("as if the operation were never
 attempted", runtime-spec runtime.md "create"):
 validate the whole bundle -> lock the new id -> spec snapshot -> fork the
-gofer -> fork the set-up child (namespaces) -> sandbox PID 1 builds the root
-and reports ready -> record `created` -> pid file -> commit.
+gofer -> fork the sandbox (namespaces; outside the container's pid
+namespace) -> its child, the container's PID 1, builds the root -> the
+sandbox reports ready -> record `created` -> pid file -> commit.
 
 Until the commit, gofer and sandbox die with the CLI (they hold the other
 end of a socket to it and exit on EOF), so a create killed at any point
@@ -17,9 +18,10 @@ import time
 from .. import jsonio
 from .. import status as st
 from ..errors import Failure, os_error_text
-from ..linux import proc, signals, unix
+from ..linux import proc, unix
 from ..state_file import StateFile, atomic_write, validate_id
 from . import faults
+from .launch import Launched, cgroup_layout, connect_console, fork_gofer, listen_control
 
 SETUP_TIMEOUT = 60.0
 
@@ -51,88 +53,18 @@ def check_supported(spec):
     check(spec.process, linux)
 
 
-def cgroup_layout():
-    """The host's cgroup hierarchies under /sys/fs/cgroup, for the `cgroup`
-    mount type: [[name, fstype, super options]]."""
-    from .. import cgroups
-    return cgroups.current_host().layout()
-
-
 def _enter_cgroup(launched, cgroup):
-    """The gofer and the set-up child join the container's cgroup, then the
-    set-up child may go on: the cgroup namespace it makes has the cgroup
-    of its maker as root, so the container sees its own cgroup as "/".
-    A pod member's set-up child is forked inside the pod's sandbox: its
-    sandbox process joins when it reports itself (`_await_ready`)."""
+    """The gofer and the sandbox join the container's cgroup, then the
+    sandbox may go on: the cgroup namespace it makes has the cgroup of its
+    maker as root, so the container sees its own cgroup as "/". A pod
+    member's sandbox is forked inside the pod's sandbox: it joins when it
+    reports itself (`_await_ready`), before it forks its PID 1."""
     launched.cgroup = cgroup
     if cgroup is not None:
         cgroup.enter([pid for pid in (launched.gofer_pid, launched.setup_pid) if pid])
         launched.join_on_start = launched.setup_pid is None
     if launched.setup_pid:
         unix.send(launched.sync, {"go": True})
-
-
-class Launched:
-    """The processes of a create in progress, and how to undo them."""
-
-    def __init__(self):
-        self.gofer_pid = None
-        self.setup_pid = None
-        self.sandbox_pid = None
-        self.sync = None
-        self.commit = None
-        self.cgroup = None            # the container's cgroups.Cgroup
-        self.join_on_start = False    # the sandbox process joins the cgroup when it reports
-
-    def kill(self):
-        for pid in (self.sandbox_pid, self.setup_pid, self.gofer_pid):
-            if pid:
-                try:
-                    os.kill(pid, signals.SIGKILL)
-                except ProcessLookupError:
-                    pass
-        for pid in (self.setup_pid, self.gofer_pid):  # our children: reap them
-            if pid:
-                try:
-                    os.waitpid(pid, 0)
-                except ChildProcessError:
-                    pass
-        if self.sandbox_pid:
-            # Not our child (its parent, the set-up child, has exited); wait
-            # until it is gone so nothing of it outlives the failed create.
-            fd = proc.pidfd_for(self.sandbox_pid, None)
-            if fd is not None:
-                try:
-                    proc.wait_pidfd(fd, 10)
-                finally:
-                    os.close(fd)
-        for sock in (self.sync, self.commit):
-            if sock is not None:
-                sock.close()
-
-    def reap_setup(self):
-        """The set-up child exits once it has forked the sandbox."""
-        if self.setup_pid:
-            os.waitpid(self.setup_pid, 0)
-            self.setup_pid = None
-
-    def commit_all(self):
-        for sock in (self.sync, self.commit):
-            try:
-                unix.send(sock, {"commit": True})
-            except OSError:
-                pass  # the process is gone; `state` will say stopped
-            sock.close()
-        self.sync = self.commit = None
-
-
-def _write_id_maps(pid, linux):
-    def lines(maps):
-        return "".join(f"{mp.container_id} {mp.host_id} {mp.size}\n" for mp in maps)
-    with open(f"/proc/{pid}/uid_map", "w") as f:
-        f.write(lines(linux.uid_mappings))
-    with open(f"/proc/{pid}/gid_map", "w") as f:
-        f.write(lines(linux.gid_mappings))
 
 
 def _creation_hooks(spec, cid, bundle, launched):
@@ -162,7 +94,8 @@ def _await_ready(launched, spec, cid, bundle):
             raise Failure(msg["error"])
         if msg.get("op") == "idmap":
             try:
-                _write_id_maps(msg["pid"], linux)
+                from ..idmap import write_id_maps
+                write_id_maps(msg["pid"], linux)
                 unix.send(sync, {"ok": True})
             except OSError as e:
                 unix.send(sync, {"error": f"writing id maps: {os_error_text(e)}"})
@@ -179,33 +112,10 @@ def _await_ready(launched, spec, cid, bundle):
             launched.sandbox_pid = sender
             if launched.join_on_start:
                 launched.cgroup.enter([sender])
+            if launched.setup_pid is None:  # a member's sandbox waits for its cgroup
+                unix.send(sync, {"go": True})
         elif msg.get("ready"):
-            # The set-up child exited after forking the sandbox; reaping it
-            # here, not at "started", lets its exit overlap the sandbox's work.
-            launched.reap_setup()
             return
-
-
-def _fork_gofer(spec, bundle, sf, gofer_end, commit_end, others):
-    from gofer import main as gofer
-    from sandbox.rootfs import device_sources
-    sources = device_sources(spec)
-    _freeze_heap()
-    pid = os.fork()
-    if pid == 0:
-        for sock in others:
-            sock.close()
-        gofer.run(sf.cid, spec, bundle, gofer_end, commit_end, sf.path("exit"), sources)
-    return pid
-
-
-def _freeze_heap():
-    """Before the first fork: everything allocated so far moves to the
-    collector's permanent generation, so no collection in the gofer or the
-    sandbox walks (and thereby copies) the pages they share with each other
-    (Python's gc.freeze, for fork-based servers)."""
-    import gc
-    gc.freeze()
 
 
 def launch(spec, sf, bundle, console_socket, preserve_fds, no_pivot):
@@ -223,13 +133,14 @@ def launch(spec, sf, bundle, console_socket, preserve_fds, no_pivot):
         console = connect_console(spec, console_socket)
         confinement = _prepare_confinement(spec)
         child_ends = [s for s in (sandbox_end, sync_end, control, console) if s is not None]
-        launched.gofer_pid = _fork_gofer(spec, bundle, sf, gofer_end, commit_end,
+        launched.gofer_pid = fork_gofer(spec, bundle, sf, gofer_end, commit_end,
                                          child_ends + [launched.commit, launched.sync])
         faults.point("create:after-gofer-fork")
         launch_args = setup.Launch(spec=spec, cid=sf.cid, sync=sync_end, gofer=sandbox_end, control=control,
                                    console=console, preserve_fds=preserve_fds, no_pivot=no_pivot,
                                    cgroup_layout=cgroup_layout(), confinement=confinement,
-                                   oom_score_adj=_sandbox_oom_score_adj(spec))
+                                   oom_score_adj=_sandbox_oom_score_adj(spec),
+                                   pod_sandbox=_is_pod_sandbox(spec), owner_uid=os.geteuid())
         pid = os.fork()
         if pid == 0:
             for sock in (gofer_end, commit_end, launched.commit, launched.sync):
@@ -244,35 +155,18 @@ def launch(spec, sf, bundle, console_socket, preserve_fds, no_pivot):
     return launched
 
 
+def _is_pod_sandbox(spec):
+    from .pod import SANDBOX, role_of
+    return role_of(spec.annotations)[0] == SANDBOX
+
+
 def _sandbox_oom_score_adj(spec):
     """The sandbox gets the lowest oomScoreAdj of the containers it holds,
     the pod's pause container excepted (runsc's rule): a container of its
     own gives it its value at once; a pod's members adjust it later."""
-    from .pod import SANDBOX, role_of
-    if role_of(spec.annotations)[0] == SANDBOX:
+    if _is_pod_sandbox(spec):
         return None
     return spec.process.oom_score_adj
-
-
-def listen_control(sf):
-    """The container's control socket, served by its sandbox process."""
-    try:
-        os.unlink(sf.path("sock"))
-    except FileNotFoundError:
-        pass
-    return unix.listen(sf.path("sock"))
-
-
-def connect_console(spec, console_socket):
-    """A connection to --console-socket when the process wants a terminal."""
-    if not spec.process.terminal:
-        return None
-    if not console_socket:
-        raise Failure("process.terminal is true: --console-socket is required")
-    try:
-        return unix.connect_stream(console_socket, 10)
-    except OSError as e:
-        raise Failure(f"--console-socket {console_socket}: {os_error_text(e)}") from None
 
 
 def _prepare_confinement(spec):

@@ -1,11 +1,13 @@
 """exec: run another process in a created or running container.
 
 The process joins the container from the host side, as with runc: a child
-of the CLI enters the sandbox's namespaces with setns (user first), forks
-the process (so it is in the container's pid namespace), reports its host
-pid and exits. Detached, the process is thereby reparented to the caller's
-subreaper (conmon, containerd's shim); attached, the CLI is the subreaper,
-waits for it and exits with its status.
+of the CLI enters the container's namespaces with setns (user first) — the
+sandbox's, and for pid and time those of its children (the sandbox is
+outside its container's pid namespace) —, forks the process (so it is in
+the container's pid namespace), reports its host pid and exits. Detached,
+the process is thereby reparented to the caller's subreaper (conmon,
+containerd's shim); attached, the CLI is the subreaper, waits for it and
+exits with its status.
 """
 
 import os
@@ -24,24 +26,63 @@ _CLONE = {"user": ns.CLONE_NEWUSER, "mnt": ns.CLONE_NEWNS, "ipc": ns.CLONE_NEWIP
           "time": ns.CLONE_NEWTIME, "pid": ns.CLONE_NEWPID}
 
 
-def _namespace_fds(pid):
-    """fds of the sandbox's namespaces that differ from ours."""
+def _namespace_fds(container):
+    """fds of the container's namespaces that differ from ours: those of
+    the sandbox, and of its children for pid and time. The sandbox is not
+    dumpable: without CAP_SYS_PTRACE on the host (rootless) its
+    /proc/PID/ns cannot be opened, and the sandbox sends its own."""
+    pid = container.sandbox["pid"]
     fds = []
     try:
         for name in ORDER:
-            theirs = f"/proc/{pid}/ns/{name}"
-            if name == "time":
-                theirs = f"/proc/{pid}/ns/time_for_children"
+            theirs = f"/proc/{pid}/ns/{_proc_name(name)}"
             try:
                 if os.stat(theirs).st_ino == os.stat(f"/proc/self/ns/{name}").st_ino:
                     continue
             except FileNotFoundError:
                 continue  # the kernel lacks this namespace type
+            except PermissionError:
+                break
             fds.append((name, os.open(theirs, os.O_RDONLY | os.O_CLOEXEC)))
+        else:
+            return fds
     except BaseException:
         for _, fd in fds:
             os.close(fd)
         raise
+    for _, fd in fds:
+        os.close(fd)
+    return _namespaces_from_sandbox(container)
+
+
+def _proc_name(name):
+    """The sandbox's /proc/PID/ns entry for the container's namespace
+    `name`: the container's PID 1 is the sandbox's child."""
+    return f"{name}_for_children" if name in ("pid", "time") else name
+
+
+def _namespaces_from_sandbox(container):
+    from .control import request
+    received = []
+    reply = request(container, {"op": "namespaces", "names": [_proc_name(n) for n in ORDER]},
+                    fds_out=received)
+    names = reply.get("names") or []
+    if "error" in reply or len(names) != len(received):
+        for fd in received:
+            os.close(fd)
+        raise Failure(f'exec: the namespaces of container "{container.cid}": '
+                      f'{reply.get("error", "the sandbox sent none")}')
+    fds = []
+    for proc_name, fd in zip(names, received):
+        name = proc_name.removesuffix("_for_children")
+        try:
+            same = os.fstat(fd).st_ino == os.stat(f"/proc/self/ns/{name}").st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            os.close(fd)
+        else:
+            fds.append((name, fd))
     return fds
 
 
@@ -118,7 +159,7 @@ def exec_process(root, cid, process, *, detach=False, pid_file=None, console_soc
             raise Failure(f"--console-socket {console_socket}: {os_error_text(e)}") from None
     from .. import cgroups
     cgroup = cgroups.load(container.record.get("cgroup"))
-    ns_fds = _namespace_fds(sb["pid"])
+    ns_fds = _namespace_fds(container)
     if not proc.is_alive(sb["pid"], sb.get("startTime")):
         raise NotRunning(cid)
     report, child_report = unix.pair()

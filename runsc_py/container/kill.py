@@ -2,9 +2,12 @@
 
 Works on created, running and paused containers (runtime-spec #875); a
 stopped one is `container not running`. The signal goes through the
-sandbox, which forwards it to the workload; SIGKILL goes straight to the
-sandbox (killing PID 1 kills the whole pid namespace). The lock is not held
-while anything is waited for (podman #8501).
+sandbox, which forwards it to the workload (PID 1 of the container's pid
+namespace, so the kernel drops a signal it has no handler for, SIGKILL and
+SIGSTOP excepted, as with runc); SIGKILL goes straight to the sandbox,
+whose death kills PID 1 (PR_SET_PDEATHSIG), and PID 1's the whole pid
+namespace. The lock is not held while anything is waited for (podman
+#8501).
 
 A paused container's processes are frozen: other signals go straight to
 the sandbox and stay pending until `resume` (as with runc), since the
@@ -131,9 +134,9 @@ def signal_all(container, sig):
 
 def _exits_soon(pid, start, within=2.0):
     """Whether a sandbox that did not answer is gone, or going: a dying
-    sandbox has closed its socket before it is a zombie (PID 1 waits for
-    its namespace to empty), so a concurrent delete shows as a refused
-    connection to a process that is still there for a moment."""
+    sandbox has closed its socket before it is a zombie, so a concurrent
+    delete shows as a refused connection to a process that is still there
+    for a moment."""
     fd = proc.pidfd_for(pid, start)
     if fd is None:
         return True

@@ -6,11 +6,11 @@ else happens inside the pod: this CLI connects to the sandbox's control
 socket and hands it, as fds, the gofer's socket, the member's control
 socket, the caller's stdio and --preserve-fds, the console socket and the
 namespaces named by path (opened and type-checked here, where host paths
-resolve). The sandbox forks the member's set-up child, which enters those
-namespaces, makes the new ones and forks the member's own sandbox process
-(its PID 1 when it has a pid namespace of its own); from then on the
-member's processes speak the ordinary create protocol with this CLI over
-the same connection (`create._await_ready`).
+resolve). The pod's sandbox forks the member's sandbox, which enters those
+namespaces, makes the new ones and forks the member's PID 1 (into the
+pod's pid namespace, or one of its own); from then on the member's
+processes speak the ordinary create protocol with this CLI over the same
+connection (`create._await_ready`).
 """
 
 import os
@@ -19,6 +19,8 @@ from .. import status as st
 from ..errors import Failure, Unsupported, os_error_text
 from ..linux import ns, unix
 from . import load
+from .launch import Launched, cgroup_layout, connect_console, fork_gofer, listen_control
+
 
 def pod_sandbox(root, cid, sid):
     """The running sandbox container that `cid` joins."""
@@ -47,13 +49,14 @@ def check_supported(spec):
 
 def _namespace_fds(spec):
     """[(type, fd)] of the namespaces given by path, type-checked here."""
+    from sandbox.setup import open_namespace
     out = []
     try:
         for entry in spec.linux.namespaces:
             if not entry.path:
                 continue
             try:
-                fd = os.open(entry.path, os.O_RDONLY | os.O_CLOEXEC)
+                fd = open_namespace(entry.type, entry.path)
             except OSError as e:
                 raise Failure(f"linux.namespaces: {entry.type} namespace {entry.path}: "
                               f"{(e.strerror or str(e)).lower()}") from None
@@ -73,7 +76,6 @@ def _namespace_fds(spec):
 
 def launch(spec, sf, bundle, console_socket, preserve_fds, no_pivot):
     """Start the member's gofer and ask the pod's sandbox for the rest."""
-    from .create import Launched, _fork_gofer, cgroup_layout, connect_console, listen_control
     pod = pod_sandbox(sf.root, sf.cid, sf.sid)
     launched = Launched()
     sandbox_end, gofer_end = unix.pair()
@@ -84,7 +86,7 @@ def launch(spec, sf, bundle, console_socket, preserve_fds, no_pivot):
         control = listen_control(sf)
         console = connect_console(spec, console_socket)
         ns_fds = _namespace_fds(spec)
-        launched.gofer_pid = _fork_gofer(spec, bundle, sf, gofer_end, commit_end,
+        launched.gofer_pid = fork_gofer(spec, bundle, sf, gofer_end, commit_end,
                                          [s for s in (sandbox_end, control, console, launched.commit) if s])
         try:
             conn = unix.connect(pod.sandbox["controlSocket"], 10)

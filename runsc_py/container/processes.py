@@ -2,20 +2,41 @@
 
 import os
 
+from ..errors import Failure
 from ..linux.proc import is_alive
+
+
+def _sandbox_pid_namespace(container):
+    """The pid namespace of the sandbox's children (the container's) as
+    /proc/PID/ns/pid names it, asked of the sandbox: not dumpable, it hides
+    its /proc/PID/ns from a caller without CAP_SYS_PTRACE on the host
+    (rootless)."""
+    from .control import request
+    fds = []
+    request(container, {"op": "namespaces", "names": ["pid_for_children"]}, fds_out=fds)
+    try:
+        if not fds:
+            raise Failure(f'container "{container.cid}": the sandbox did not send its pid namespace')
+        return f"pid:[{os.fstat(fds[0]).st_ino}]"
+    finally:
+        for fd in fds:
+            os.close(fd)
 
 
 def container_pids(container):
     """Every host process of the container, the sandbox included: the
     sandbox's descendants (a pod sandbox's include its members') and,
-    when the container has a pid namespace of its own, every process in
-    it (processes that `exec` joined in are not the sandbox's children)."""
+    when the container has a pid namespace of its own (the sandbox's
+    children's), every process in it (processes that `exec` joined in
+    are not the sandbox's children)."""
     sb = container.sandbox
     pid, start = sb.get("pid"), sb.get("startTime")
     if not is_alive(pid, start):
         return []
     try:
-        target = os.readlink(f"/proc/{pid}/ns/pid")
+        target = os.readlink(f"/proc/{pid}/ns/pid_for_children")
+    except PermissionError:
+        target = _sandbox_pid_namespace(container)
     except OSError:
         return []
     own_namespace = target != os.readlink("/proc/self/ns/pid")

@@ -2,8 +2,9 @@
 
 Like runc's `update`, the new values are merged into the container's
 linux.resources (objects field by field, lists replaced) and the merged
-whole is written to its cgroup again (device rules excepted: runc does not
-update them either, and they are refused here rather than ignored). The
+whole is written to its cgroup again; device rules only when the update
+gives them (they replace the old ones: the devices the container may open
+change without a restart). The
 merged resources replace linux.resources in the container's spec snapshot,
 so `events`, a later `update` and `state` consumers see what applies."""
 
@@ -17,9 +18,6 @@ from . import load_locked
 def update(root, cid, new):
     if not isinstance(new, dict):
         raise Failure("update: the resources must be a JSON object (linux.resources)")
-    if "devices" in new:
-        from ..errors import Unsupported
-        raise Unsupported("updating linux.resources.devices")
     container = load_locked(root, cid)
     try:
         if container.status not in (st.CREATED, st.RUNNING, st.PAUSED):
@@ -34,11 +32,22 @@ def update(root, cid, new):
         linux = spec.setdefault("linux", {})
         merged = merge(linux.get("resources"), without_unset(new))
         _validate(spec, merged)
-        cgroup.update(merged)
+        if "devices" in new:
+            cgroup.update(merged, previous_devices=(linux.get("resources") or {}).get("devices") or [],
+                          linux_devices=_devices(linux))
+        else:
+            cgroup.update(merged)
         linux["resources"] = merged
         container.sf.save_spec_locked(json.dumps(spec).encode())
     finally:
         container.sf.unlock()
+
+
+def _devices(linux):
+    """The snapshot's linux.devices (valid since create), for their rules."""
+    from specs.model import Device
+    return [Device(path=d.get("path", ""), type=d.get("type"), major=d.get("major"), minor=d.get("minor"))
+            for d in linux.get("devices") or ()]
 
 
 def _validate(spec, merged):

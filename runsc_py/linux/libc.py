@@ -13,12 +13,12 @@ _NR = {
                "fsconfig": 431, "fsmount": 432, "fspick": 433, "pidfd_send_signal": 424,
                "openat2": 437, "mount_setattr": 442, "setns": 308, "unshare": 272,
                "close_range": 436, "clone3": 435, "capset": 126, "ioprio_set": 251,
-               "sched_setattr": 314},
+               "sched_setattr": 314, "bpf": 321},
     "aarch64": {"pivot_root": 41, "open_tree": 428, "move_mount": 429, "fsopen": 430,
                 "fsconfig": 431, "fsmount": 432, "fspick": 433, "pidfd_send_signal": 424,
                 "openat2": 437, "mount_setattr": 442, "setns": 268, "unshare": 97,
                 "close_range": 436, "clone3": 435, "capset": 91, "ioprio_set": 30,
-                "sched_setattr": 274},
+                "sched_setattr": 274, "bpf": 280},
 }[os.uname().machine]
 
 

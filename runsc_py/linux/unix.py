@@ -165,3 +165,10 @@ def listen(path: str):
 def connect_stream(path: str, timeout: float):
     """A SOCK_STREAM connection (the console socket protocol of runc uses one)."""
     return _named(SOCK_STREAM, path, Socket.connect, "connect to", timeout)
+
+
+def peer_credentials(sock):
+    """(pid, uid, gid) of the peer of a connected socket (SO_PEERCRED), as
+    the kernel recorded them at connect, translated into the caller's pid
+    and user namespaces."""
+    return _UCRED.unpack(sock.getsockopt(SOL_SOCKET, _socket.SO_PEERCRED, _UCRED.size))

@@ -178,6 +178,13 @@ def test_init_runs_the_workload_under_catatonit(podman):
 
 
 @needs_catatonit
+def test_init_is_pid_1(podman):
+    """With --init, catatonit is PID 1 of the container, as with runc."""
+    result = podman.run("--rm", "--init", IMAGE, "cat", "/proc/1/cmdline")
+    assert result.stdout.split("\0")[:3] == ["/run/podman-init", "--", "cat"]
+
+
+@needs_catatonit
 def test_init_forwards_sigterm_on_stop(podman):
     # a bare sleep as PID 1 (under runc) would ignore SIGTERM; catatonit as
     # the init forwards it

@@ -99,8 +99,13 @@ def test_member_shares_the_pods_namespaces_and_is_the_sandboxs_child(env, pod):
     member = state["pid"]
     for name in ("ipc", "uts", "net"):
         assert os.readlink(f"/proc/{member}/ns/{name}") == os.readlink(f"/proc/{pod.pid}/ns/{name}")
-    for name in ("mnt", "pid"):
-        assert os.readlink(f"/proc/{member}/ns/{name}") != os.readlink(f"/proc/{pod.pid}/ns/{name}")
+    assert os.readlink(f"/proc/{member}/ns/mnt") != os.readlink(f"/proc/{pod.pid}/ns/mnt")
+    # Sandboxes are outside their containers' pid namespaces: the member's
+    # (its own here) is neither the pod's nor the runtime's.
+    own = os.readlink("/proc/self/ns/pid")
+    assert os.readlink(f"/proc/{member}/ns/pid") == os.readlink(f"/proc/{pod.pid}/ns/pid") == own
+    assert own != os.readlink(f"/proc/{member}/ns/pid_for_children") != \
+        os.readlink(f"/proc/{pod.pid}/ns/pid_for_children") != own
     with open(f"/proc/{member}/stat") as f:
         assert int(f.read().rsplit(")", 1)[1].split()[1]) == pod.pid  # its parent is the pod's sandbox
     env.rt("delete", "--force", pod.sid)
@@ -131,7 +136,9 @@ def test_member_output_exit_status_and_exec(env, pod):
     cid = pod.add("x")
     env.rt("start", cid)
     seen = env.rt("exec", cid, "ps", "-o", "pid,args").stdout
-    assert "sleep 1000" in seen and "runsc-py-sandbox" in seen  # the member's own processes, not the pod's
+    # The member's own processes, not the pod's, and none of the runtime's.
+    rows = [line.split(None, 1) for line in seen.splitlines()[1:]]
+    assert rows[0] == ["1", "sleep 1000"] and len(rows) == 2 and "runsc-py" not in seen, seen
     env.rt("delete", "--force", pod.sid)
 
 
@@ -261,3 +268,21 @@ def test_lone_containers_sandbox_and_gofer_take_its_oom_score(env):
     assert _oom(env.rt.state(cid)["pid"]) == 321
     assert _oom(_gofer_of(env, cid)) == 321
     env.rt("delete", "--force", cid)
+
+
+def test_members_sharing_the_pods_pid_namespace_see_its_pause_as_pid_1(env, pod):
+    """A pod with one pid namespace (shareProcessNamespace): the members
+    name the pod's by its state pid, the sandbox's; they join the pause
+    container's, which is PID 1 there; no runtime process is in it."""
+    pod.create_sandbox()
+    env.rt("start", pod.sid)
+    bundle = pod.member_bundle(["sh", "-c", "tr '\\0' ' ' < /proc/1/cmdline; echo; echo $$; "
+                                            "cat /proc/[0-9]*/cmdline | tr '\\0' ' '"])
+    config = _config(bundle)
+    config["linux"]["namespaces"] = [n for n in config["linux"]["namespaces"] if n["type"] != "pid"] + [
+        {"type": "pid", "path": f"/proc/{pod.pid}/ns/pid"}]
+    _write(bundle, config)
+    out = env.rt("run", "--bundle", bundle, env.cid("shared")).stdout.splitlines()
+    assert out[0].strip() == "sleep 1000", out
+    assert int(out[1]) > 1, out
+    assert "runsc-py" not in out[2], out

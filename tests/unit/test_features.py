@@ -248,3 +248,13 @@ def test_lsm_flags_are_the_hosts(features):
     linux = features["linux"]
     assert linux["apparmor"]["enabled"] == confine.apparmor_enabled()
     assert linux["selinux"]["enabled"] == confine.selinux_enabled()
+
+
+def test_features_state_what_the_runtimes_own_processes_keep():
+    from sandbox import selfconfine
+    from specs.features import features
+    names = {5: "CAP_KILL"}
+    annotations = features()["annotations"]
+    kept = ",".join(names[c] for c in selfconfine.SANDBOX_CAPS)
+    assert annotations["io.github.runsc-py.sandbox.capabilities"] == kept
+    assert annotations["io.github.runsc-py.gofer.capabilities"] == ",".join(names[c] for c in selfconfine.GOFER_CAPS)

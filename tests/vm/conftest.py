@@ -10,9 +10,35 @@ import os
 
 import pytest
 
-from tests.integration.conftest import env, rootfs_template, subreaper  # noqa: F401 (fixtures)
+from tests.integration.conftest import Env, rootfs_template, subreaper  # noqa: F401 (fixtures)
+from tests.support import leaks
+from tests.support.runtime import Runtime, reap_orphans
 
 REQUIRED = {"memory", "cpu", "io", "pids", "cpuset", "hugetlb"}
+# Under qemu's TCG on a loaded 2-core machine one runtime call can take
+# tens of seconds: a bound that fails only what hangs.
+CALL_TIMEOUT = 120
+
+
+class GuestRuntime(Runtime):
+    def __call__(self, *args, timeout=CALL_TIMEOUT, **kw):
+        return super().__call__(*args, timeout=max(timeout, CALL_TIMEOUT), **kw)
+
+
+@pytest.fixture
+def env(tmp_path, rootfs_template):  # noqa: F811
+    """The integration tests' env (tests/integration/conftest.py), with
+    the guest's longer bound on each runtime call."""
+    e = Env(tmp_path, rootfs_template)
+    e.rt = GuestRuntime(e.root, log=e.rt.log)
+    yield e
+    e.rt.cleanup()
+    reap_orphans()
+    found = leaks.check(e.token, [e.tmp], e.root)
+    if found:
+        leaks.release(e.token, [e.tmp])
+        reap_orphans()
+        pytest.fail("leaked: " + "; ".join(found), pytrace=False)
 
 
 def pure_v2():

@@ -24,7 +24,7 @@ Entry points (both keep this interface: other stages build on it):
     tests.vm.harness.run_in_guest(command, timeout) -> Result (rc, output).
 
 Options before the arguments: --timeout SECONDS (the whole guest, boot
-included; default 900), --memory (default 2G), --cpus (default 2).
+included; default 1200), --memory (default 2G), --cpus (default 2).
 
 In the guest (tests/vm/guest.sh): TMPDIR is a tmpfs (unix sockets cannot
 live on 9p, so every test's --root is local), loop devices exist
@@ -54,7 +54,7 @@ from dataclasses import dataclass
 CHECKOUT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TOOLS_BIN = os.path.join(CHECKOUT, ".venv-vm", "bin")
 GUEST_SCRIPT = os.path.join(CHECKOUT, "tests", "vm", "guest.sh")
-DEFAULT_TIMEOUT = 900
+DEFAULT_TIMEOUT = 1200
 KVM_PROBE_TIMEOUT = 10
 # The v2 tests, and those integration tests of cgroups that are skipped on
 # the hybrid host or take their v2 branch here (the whole file would not
@@ -63,6 +63,7 @@ _CGROUP_TESTS = "tests/integration/test_cgroups.py::"
 DEFAULT_SELECTION = ["tests/vm"] + [_CGROUP_TESTS + name for name in (
     "test_v2_controller_files",                      # memory, pids, cpu, io: skipped on the host
     "test_memory_limit_read_back_and_oom_kill_reported",
+    "test_cpu_quota_and_shares_visible_and_throttling_counted",
     "test_pause_freezes_and_resume_thaws",
     "test_delete_removes_only_the_cgroups_create_made",
     "test_relative_path_is_below_the_runtimes_own_cgroup",
