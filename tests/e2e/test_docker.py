@@ -161,11 +161,7 @@ def test_init_runs_the_workload_under_docker_init(docker):
     assert result.stdout.split("\0")[:3] == [DOCKER_INIT, "--", "sh"]
 
 
-def test_init_is_pid_1(docker, runtime, request):
-    if runtime.name == "runsc-py":
-        request.applymarker(pytest.mark.xfail(
-            strict=False, reason="runsc-py's sandbox is PID 1 of the container until it moves out of it "
-                                 "(branch sandbox): docker-init runs as PID 2"))
+def test_init_is_pid_1(docker):
     result = docker.run("--rm", "--init", IMAGE, "cat", "/proc/1/cmdline")
     assert result.stdout.split("\0")[:3] == [DOCKER_INIT, "--", "cat"]
 
