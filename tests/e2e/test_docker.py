@@ -7,8 +7,6 @@ import json
 import os
 import time
 
-import pytest
-
 from tests.e2e import leakcheck
 from tests.e2e.images import IMAGE
 from tests.e2e.workloads import EXITS_7_ON_TERM, IGNORES_TERM, LOOP
