@@ -6,9 +6,10 @@ for the exit status and writes it. Each then drops every capability it no
 longer needs (bounding set first: that needs CAP_SETPCAP, which goes with
 the rest), sets no_new_privs and loads a seccomp allow-list of the system
 calls its loop makes: a process that took one over could do little more
-than the loop does. gVisor confines its Sentry (runsc/boot/filter) and its
-gofer (runsc/fsgofer/filter) the same way; the lists here are our own,
-for CPython's needs.
+than the loop does (libseccomp through runsc_py.linux.libseccomp: loading
+pyseccomp would cost every create ~35 ms). gVisor confines its Sentry
+(runsc/boot/filter) and its gofer (runsc/fsgofer/filter) the same way; the
+lists here are our own, for CPython's needs.
 
 What each keeps:
 - sandbox: CAP_KILL (the workload may run as another uid; forwarding a
@@ -28,6 +29,7 @@ import errno
 
 import prctl
 
+from runsc_py.linux import libseccomp
 from runsc_py.linux import process as proc_attrs
 
 CAP_KILL = 5
@@ -55,7 +57,6 @@ GOFER_SYSCALLS = _RUNTIME + ["recvmsg", "recvfrom", "sendmsg", "sendto", "getsoc
 
 def confine(keep_caps, syscalls, last_cap):
     """Keep only `keep_caps` (numbers), set no_new_privs, load the allow-list."""
-    import pyseccomp
     for number in range(last_cap + 1):
         if number not in keep_caps:
             prctl.capbset_drop(number)
@@ -64,13 +65,7 @@ def confine(keep_caps, syscalls, last_cap):
         mask |= 1 << number
     proc_attrs.capset(mask, mask, 0)  # inheritable 0 clears the ambient set too
     prctl.set_no_new_privs(True)
-    context = pyseccomp.SyscallFilter(pyseccomp.ERRNO(errno.EPERM))
-    for name in syscalls:
-        try:
-            context.add_rule(pyseccomp.ALLOW, name)
-        except (OSError, ValueError, RuntimeError):
-            pass  # a name this host's libseccomp or architecture does not have
-    context.load()
+    libseccomp.load_allow_list(libseccomp.ACT_ERRNO(errno.EPERM), syscalls)
 
 
 def confine_sandbox(last_cap):
@@ -84,6 +79,6 @@ def confine_gofer():
 
 
 def preload():
-    """Import pyseccomp (and load libseccomp) while the host's library is
-    reachable: the sandbox confines itself after PID 1's pivot_root."""
-    import pyseccomp  # noqa: F401
+    """Load libseccomp while the host's library is reachable: the sandbox
+    confines itself after PID 1's pivot_root."""
+    libseccomp.load()

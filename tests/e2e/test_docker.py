@@ -7,8 +7,6 @@ import json
 import os
 import time
 
-import pytest
-
 from tests.e2e import leakcheck
 from tests.e2e.images import IMAGE
 from tests.e2e.workloads import EXITS_7_ON_TERM, IGNORES_TERM, LOOP
@@ -161,11 +159,7 @@ def test_init_runs_the_workload_under_docker_init(docker):
     assert result.stdout.split("\0")[:3] == [DOCKER_INIT, "--", "sh"]
 
 
-def test_init_is_pid_1(docker, runtime, request):
-    if runtime.name == "runsc-py":
-        request.applymarker(pytest.mark.xfail(
-            strict=False, reason="runsc-py's sandbox is PID 1 of the container until it moves out of it "
-                                 "(branch sandbox): docker-init runs as PID 2"))
+def test_init_is_pid_1(docker):
     result = docker.run("--rm", "--init", IMAGE, "cat", "/proc/1/cmdline")
     assert result.stdout.split("\0")[:3] == [DOCKER_INIT, "--", "cat"]
 
