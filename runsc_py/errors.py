@@ -48,12 +48,27 @@ class Corrupt(Failure):
 
 
 def os_error_text(err: OSError) -> str:
-    """`strerror: path` in lower case, the wording engines match
-    (podman maps "no such file or directory" to 127, "permission denied" to 126)."""
+    """`path: strerror` in lower case, the wording engines match
+    (podman maps "no such file or directory" to 127, "permission denied" to 126);
+    for a unix socket (linux/unix.py), `cannot ACTION PATH: Strerror`, with
+    what to do where the filesystem cannot hold sockets."""
+    action = getattr(err, "socket_action", None)
+    if action is not None:
+        return f"cannot {action} {err.filename}: {err.strerror or err}{_socket_hint(err, action)}"
     text = (err.strerror or str(err)).lower()
     if err.filename is not None:
         return f"{err.filename}: {text}"
     return text
+
+
+def _socket_hint(err, action):
+    """Every socket the runtime listens on is in its root directory. 9p,
+    and some FUSE filesystems, refuse to bind a unix socket (ENXIO,
+    EOPNOTSUPP)."""
+    import errno
+    if action == "listen on" and err.errno in (errno.ENXIO, errno.EOPNOTSUPP):
+        return " (the root directory's filesystem cannot hold unix sockets; use a local --root)"
+    return ""
 
 
 def _rfc3339_now() -> str:

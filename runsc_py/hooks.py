@@ -21,7 +21,12 @@ from .linux import signals
 
 
 class HookFailure(Exception):
-    pass
+    """A hook that failed: `name` says which (`poststart[0] /path`),
+    `detail` how (`exit status 3: <its last line of output>`)."""
+
+    def __init__(self, name, detail):
+        super().__init__(f"{name}: {detail}")
+        self.detail = detail
 
 
 def _spawn(hook, stdin_data):
@@ -77,7 +82,7 @@ def run_hook(kind, index, hook, state: dict):
             if not events:
                 signals.pidfd_send_signal(pidfd, signals.SIGKILL)
                 os.waitpid(pid, 0)
-                raise HookFailure(f"{name}: timeout executing hook (after {hook.timeout}s)")
+                raise HookFailure(name, f"timeout executing hook (after {hook.timeout}s)")
             for fd, _ in events:
                 if fd == out_r:
                     data = os.read(out_r, 65536)
@@ -97,7 +102,7 @@ def run_hook(kind, index, hook, state: dict):
         text = output.decode(errors="replace").strip()
         detail = text.splitlines()[-1] if text else ""
         how = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
-        raise HookFailure(f"{name}: {how}" + (f": {detail}" if detail else ""))
+        raise HookFailure(name, how + (f": {detail}" if detail else ""))
 
 
 def run_hooks(kind, hooks, state):
@@ -106,14 +111,20 @@ def run_hooks(kind, hooks, state):
         run_hook(kind, index, hook, state)
 
 
-def run_poststop(hooks, state, log):
-    """runtime-spec: poststop failures are logged as warnings and the
-    remaining hooks still run."""
+def run_hooks_warning(kind, hooks, state, log):
+    """For poststart and poststop, runtime-spec runtime.md (v1.0.2 to
+    v1.2.1): "If any poststart hook fails, the runtime MUST log a warning,
+    but the remaining hooks and lifecycle continue as if the hook had
+    succeeded" (the same sentence for poststop). The warning has runc's
+    shape: `error running poststart hook #0: ...`."""
     for index, hook in enumerate(hooks):
         try:
-            run_hook("poststop", index, hook, state)
-        except (HookFailure, OSError) as e:
-            log.warning(f"poststop hook failed: {e}")
+            run_hook(kind, index, hook, state)
+        except HookFailure as e:
+            log.warning(f"error running {kind} hook #{index} ({hook.path}): {e.detail}")
+        except OSError as e:  # the runtime could not even spawn it (fork, pipe)
+            from .errors import os_error_text
+            log.warning(f"error running {kind} hook #{index} ({hook.path}): {os_error_text(e)}")
 
 
 _KINDS = {"prestart": "prestart", "createRuntime": "create_runtime", "createContainer": "create_container",

@@ -55,7 +55,7 @@ from .errors import AlreadyExists, Corrupt, Failure, NotExist
 
 VERSION = 2
 SOCKET_NAME_MAX = 64  # leaves room for "/proc/self/fd/NNNN/" in sun_path's 108 bytes
-MAX_RECORD = 4 << 20
+MAX_RECORD = 4 << 20  # > specs.config.MAX_ANNOTATIONS + the rest of a record (see the limits there)
 MAX_SPEC = 8 << 20  # specs.config.MAX_CONFIG
 LOCK_TIMEOUT = 60.0
 
@@ -446,11 +446,18 @@ class StateFile:
         if not self.locked:
             raise AssertionError("save_locked without the lock")
         record["version"] = VERSION
-        self._write("state", jsonio.dumps(record).encode())
+        data = jsonio.dumps(record).encode()
+        if len(data) > MAX_RECORD:  # config validation keeps records far below: never write one unreadable
+            raise Failure(f'state of container "{self.cid}": a record of {len(data)} bytes would be '
+                          f"larger than {MAX_RECORD >> 20} MiB")
+        self._write("state", data)
 
     def save_spec_locked(self, spec_json: bytes):
         if not self.locked:
             raise AssertionError("save_spec_locked without the lock")
+        if len(spec_json) > MAX_SPEC:  # likewise for the spec snapshot
+            raise Failure(f"config.json: its snapshot of {len(spec_json)} bytes would be larger than "
+                          f"{MAX_SPEC >> 20} MiB")
         self._write("spec", spec_json)
 
     def _write(self, kind, data):

@@ -152,20 +152,40 @@ def _can_raise_hard_limits():
 
 
 def check_sysctls(linux):
-    new = {n.type for n in linux.namespaces if not n.path}
-    joined = {n.type for n in linux.namespaces if n.path}
-    own = new | joined
+    """runc's rule (config-linux.md leaves it to the runtime): a namespaced
+    sysctl is set only in a namespace of that kind that is the container's
+    own: a new one, or one joined by path that is not the runtime's own
+    (same inode as /proc/self/ns/<kind>: joining it would change the host's
+    value). A kind left out of linux.namespaces is the runtime's too."""
     for key in linux.sysctl:
         if key in _IPC_SYSCTLS or key.startswith("fs.mqueue."):
-            needed = "ipc"
+            kind = "ipc"
         elif key.startswith("net."):
-            needed = "network"
+            kind = "network"
         elif key in ("kernel.hostname", "kernel.domainname"):
-            needed = "uts"
+            kind = "uts"
         else:
             raise Failure(f"linux.sysctl {key!r}: not a namespaced sysctl; setting it would change the host")
-        if needed not in own:
-            raise Failure(f"linux.sysctl {key!r}: needs the container's own {needed} namespace")
+        if _is_runtimes_namespace(linux.namespaces, kind):
+            raise Failure(f'linux.sysctl: sysctl "{key}" not allowed in host {kind} namespace')
+
+
+_NS_FILES = {"ipc": "ipc", "network": "net", "uts": "uts"}
+
+
+def _is_runtimes_namespace(namespaces, kind):
+    """Whether the container's namespace of `kind` is the runtime's own."""
+    entry = next((n for n in namespaces if n.type == kind), None)
+    if entry is None:
+        return True  # not in the list: the container shares the runtime's
+    if not entry.path:
+        return False  # a new one
+    try:
+        joined = os.stat(entry.path)
+        own = os.stat(f"/proc/self/ns/{_NS_FILES[kind]}")
+    except OSError:
+        return False  # joining it fails, naming the path, before any sysctl is written
+    return (joined.st_dev, joined.st_ino) == (own.st_dev, own.st_ino)
 
 
 def _cpu_set(text):

@@ -21,7 +21,27 @@ from runsc_py import jsonio
 from . import model
 from .names import CAPABILITIES, RLIMITS, SECCOMP_ACTIONS, SECCOMP_ARCHES, SECCOMP_FLAGS, SECCOMP_OPS
 
+# Size limits, one set that holds from config.json to the last message (each
+# is checked at create, so nothing exceeds one later; tests/unit/test_size_limits.py
+# checks that they agree):
+# - MAX_CONFIG: config.json as read, and its snapshot as the runtime writes it
+#   (compact JSON with \u escapes, which can be larger than the file):
+#   state_file.MAX_SPEC.
+# - MAX_ANNOTATIONS: the annotations as JSON. The state record carries them,
+#   and everything else in it is bounded by ids (1 KiB) and paths (PATH_MAX):
+#   it stays far below state_file.MAX_RECORD.
+# - MAX_MESSAGE: one message on the sandbox's sockets (SOCK_SEQPACKET). The
+#   kernel refuses a message larger than the sender's send buffer minus 32
+#   bytes (net.core.wmem_default, 208 KiB by default: 212960 bytes). The
+#   container's state (annotations included) travels in one when hooks run
+#   in the sandbox (createContainer, startContainer); its other fields are
+#   bounded (STATE_FIXED_MAX), so with such hooks the annotations get
+#   MAX_MESSAGE - STATE_FIXED_MAX.
 MAX_CONFIG = 8 << 20      # bytes; runc reads any size, but a config this big is an accident or an attack
+MAX_ANNOTATIONS = 1 << 20
+MAX_MESSAGE = 192 << 10
+STATE_FIXED_MAX = 16 << 10  # id (1 KiB), bundle path (PATH_MAX), versions, status, pid, times
+SANDBOX_HOOKS = ("createContainer", "startContainer")
 MAX_DEPTH = 64            # nesting of JSON values; the spec's own schema nests 6 deep
 NAMESPACE_TYPES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
 PROPAGATIONS = ("private", "shared", "slave", "unbindable",
@@ -568,11 +588,26 @@ def _check_ints(c, parent, key, path, ints, bools=()):
     return obj
 
 
+BLKIO_WEIGHT = (10, 1000)  # the kernel's range for blkio.weight and leaf_weight
+
+
+def _check_weights(c, obj, path):
+    """weight and leafWeight: 0 or BLKIO_WEIGHT. Engines write 0 for "not
+    set" (Docker does for every container) and runc skips a 0 weight: the
+    kernel's range applies to the weights that are written."""
+    for name in ("weight", "leafWeight"):
+        value = c.field(obj, name, path, "int")
+        if value and not BLKIO_WEIGHT[0] <= value <= BLKIO_WEIGHT[1]:
+            c.bad(f"{path}.{name}", f"{value} is out of range [{BLKIO_WEIGHT[0]}, {BLKIO_WEIGHT[1]}] "
+                                    "(0 leaves it unset)")
+
+
 def _check_block_io(c, res, path):
-    blkio = _check_ints(c, res, "blockIO", path, {"weight": (10, 1000), "leafWeight": (10, 1000)})
+    blkio = c.field(res, "blockIO", path, "object")
     if blkio is None:
         return
     where = f"{path}.blockIO"
+    _check_weights(c, blkio, where)
 
     def device(item, at, extra):
         c.field(item, "major", at, "int", required=True, range=INT64)
@@ -580,9 +615,7 @@ def _check_block_io(c, res, path):
         for name, (bounds, required) in extra.items():
             c.field(item, name, at, "int", required=required, range=bounds)
 
-    c.objects(blkio, "weightDevice", where,
-              lambda item, at: device(item, at, {"weight": ((10, 1000), False),
-                                                 "leafWeight": ((10, 1000), False)}))
+    c.objects(blkio, "weightDevice", where, lambda item, at: (device(item, at, {}), _check_weights(c, item, at)))
     for key in ("throttleReadBpsDevice", "throttleWriteBpsDevice", "throttleReadIOPSDevice",
                 "throttleWriteIOPSDevice"):
         c.objects(blkio, key, where, lambda item, at: device(item, at, {"rate": (UINT64, True)}))
@@ -685,9 +718,34 @@ def parse_config(data, bundle) -> model.Spec:
     doc = _decode(data, "config.json")
     checker = _Checker()
     spec = check_document(checker, doc, bundle)
+    if not checker.problems:
+        _check_sizes(checker, doc)
     if checker.problems:
         raise ConfigError(checker.problems)
     return spec
+
+
+def _check_sizes(c, doc):
+    """The limits at the top of this module, on what the runtime will write
+    and send (compact JSON, non-ASCII as escapes), so that create refuses what
+    could not be stored or sent later."""
+    if len(jsonio.dumps(doc)) > MAX_CONFIG:
+        c.bad("", f"is larger than {MAX_CONFIG >> 20} MiB once written as the runtime's snapshot of it "
+                  f"(compact JSON, non-ASCII characters as \\u escapes)")
+    annotations = doc.get("annotations")
+    if not annotations:
+        return
+    size = len(jsonio.dumps(annotations))
+    if size > MAX_ANNOTATIONS:
+        c.bad("annotations", f"are {size} bytes as JSON, more than the {MAX_ANNOTATIONS >> 20} MiB "
+                             f"the container's state record holds")
+        return
+    in_sandbox = [kind for kind in SANDBOX_HOOKS if (doc.get("hooks") or {}).get(kind)]
+    budget = MAX_MESSAGE - STATE_FIXED_MAX
+    if in_sandbox and size > budget:
+        c.bad("annotations", f"are {size} bytes as JSON: with {' and '.join(in_sandbox)} hooks the "
+                             f"container's state goes to its sandbox in one socket message, which "
+                             f"holds at most {budget >> 10} KiB of annotations")
 
 
 def parse_process(data, source="process.json") -> model.Process:

@@ -145,8 +145,9 @@ def run_command(g, module, values) -> int:
         return 1
     except OSError as e:
         # An OSError that escaped the library is still something the host
-        # did (read-only root, missing file, no space): one line naming it.
-        report(os_error_text(e))
+        # did (read-only root, missing file, no space): one line naming the
+        # command and the path.
+        report(f"{module.__name__.rpartition('.')[2].rstrip('_')}: {os_error_text(e)}")
         return 1
     except KeyboardInterrupt:
         report("interrupted")

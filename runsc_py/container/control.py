@@ -3,7 +3,7 @@ JSON both ways, bounded by a timeout."""
 
 import os
 
-from ..errors import Failure
+from ..errors import Failure, os_error_text
 from ..linux import unix
 
 
@@ -14,15 +14,14 @@ def request(container, msg: dict, timeout=10.0, fds_out=None) -> dict:
     try:
         sock = unix.connect(path, timeout)
     except OSError as e:
-        raise Failure(f'container "{container.cid}": sandbox does not answer: '
-                      f'{(e.strerror or str(e)).lower()}') from None
+        raise Failure(f'container "{container.cid}": sandbox does not answer: {os_error_text(e)}') from None
     with sock:
         try:
             unix.send(sock, msg)
             reply, fds = unix.recv(sock)
         except OSError as e:
-            raise Failure(f'container "{container.cid}": sandbox does not answer: '
-                          f'{(e.strerror or str(e)).lower() if not isinstance(e, TimeoutError) else "timed out"}') from None
+            why = "timed out" if isinstance(e, TimeoutError) else (e.strerror or str(e)).lower()
+            raise Failure(f'container "{container.cid}": sandbox does not answer on {path}: {why}') from None
     if fds_out is not None:
         fds_out.extend(fds)
     else:

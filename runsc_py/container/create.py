@@ -140,7 +140,7 @@ def _creation_hooks(spec, cid, bundle, launched):
     namespace, with the state of a container that is being created."""
     from ..hooks import run_hooks
     from specs.state import oci_state
-    state = oci_state(cid, st.CREATING, launched.sandbox_pid, bundle, spec.annotations)
+    state = oci_state(cid, st.CREATED, launched.sandbox_pid, bundle, spec.annotations)  # as crun gives
     run_hooks("prestart", spec.hooks.prestart, state)
     run_hooks("createRuntime", spec.hooks.create_runtime, state)
     return state

@@ -7,7 +7,9 @@ container is killed and thawed first) -> kill the gofer (ESRCH is
 success) -> remove the cgroups its create made -> remove `.state` then
 `.lock` -> return every error joined. Only the caller whose call removed
 the record reports `removed`, so work that must happen once (poststop
-hooks) happens once."""
+hooks) happens once. A record that cannot be read (empty, truncated,
+garbage, the wrong shape) gives no pid: `delete --force` then finds the
+processes from the cgroup journal and the control socket (unrecorded.py)."""
 
 import os
 
@@ -29,7 +31,7 @@ def destroy(root, cid, force=False) -> bool:
     sf = StateFile.find(root, cid)
     sf.lock_for_destroy()
     try:
-        container = _load_for_destroy(sf, force)
+        container, unreadable = _load_for_destroy(sf, force)
         if container is not None and not force and not st.can_delete(container.status):
             raise CannotDelete(f'cannot delete container "{cid}" that is {container.status}: '
                                f"stop it first or use --force")
@@ -41,6 +43,9 @@ def destroy(root, cid, force=False) -> bool:
                 cgroup.kill_frozen()  # a paused container: frozen tasks cannot be waited for
             _stop(container, errors)
             container.record["status"] = st.STOPPED
+        elif unreadable is not None:
+            from .unrecorded import find_and_kill
+            cgroup, errors = find_and_kill(sf, cgroup, unreadable, KILL_TIMEOUT)
         if cgroup is not None:
             errors += cgroup.remove()
         _unlink(sf.path("cgroup"))
@@ -52,10 +57,10 @@ def destroy(root, cid, force=False) -> bool:
     if removed and poststop:
         # Only the caller that removed the record gets here: exactly once.
         from ..errors import log
-        from ..hooks import run_poststop
+        from ..hooks import run_hooks_warning
         state = container.oci_state()
         state["pid"] = 0
-        run_poststop(poststop, state, log)
+        run_hooks_warning("poststop", poststop, state, log)
     if removed:
         errors += _after_removal(root, sf, container)
     if errors:
@@ -114,14 +119,17 @@ def _poststop_hooks(sf, record):
 
 
 def _load_for_destroy(sf, force):
+    """(Container or None, why its record is unreadable or None)."""
     try:
-        return Container(sf, sf.load())
+        return Container(sf, sf.load()), None
     except NotExist:
-        return None  # only a lock file: a create that was killed before saving
-    except Failure:
+        return None, None  # only a lock file: a create that was killed before saving
+    except Failure as e:
         if not force:
             raise
-        return None  # corrupt or foreign record: --force removes the files
+        # A corrupt or foreign record: --force finds the processes without
+        # it (unrecorded.py) and removes the files.
+        return None, str(e)
 
 
 def _stop(container, errors):

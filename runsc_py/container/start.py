@@ -12,16 +12,18 @@ from . import control, faults, load_locked
 
 
 def start(root, cid):
-    """A failure to start (exec error, failing startContainer or poststart
-    hook) destroys the container: the command fails and nothing is left."""
+    """A failure to start (exec error, failing startContainer hook)
+    destroys the container: the command fails and nothing is left
+    (runtime.md: "If any startContainer hook fails, the runtime MUST
+    generate an error, stop the container, and continue the lifecycle at
+    step 12"). A failing poststart hook is only a warning (`_poststart`)."""
     container = load_locked(root, cid)
     try:
         if not st.can_start(container.status):
             container.persist_if_stale()
             raise Failure(f'container "{cid}" cannot be started: it is {container.status}, not created')
         fds = []
-        reply = control.request(container, {"op": "start", "state": container.oci_state()}, timeout=30,
-                                fds_out=fds)
+        reply = control.request(container, _start_message(container), timeout=30, fds_out=fds)
         faults.point("start:after-fork")
         error = reply.get("error")
         if error is None:
@@ -37,7 +39,7 @@ def start(root, cid):
     finally:
         container.sf.unlock()
     if error is None:
-        error = _poststart(container)
+        _poststart(container)
     if error is not None:
         from .destroy import destroy
         destroy(root, cid, force=True)
@@ -45,6 +47,16 @@ def start(root, cid):
     if container.sf.sid != cid:
         from .pod import adjust_sandbox_oom
         adjust_sandbox_oom(root, container.sf.sid)
+
+
+def _start_message(container):
+    """The sandbox needs the state only for startContainer hooks: without
+    them the message stays small whatever the annotations (with them,
+    create checked that the state fits one message: specs.config MAX_MESSAGE)."""
+    from ..hooks import may_have
+    if may_have(container.record, "startContainer"):
+        return {"op": "start", "state": container.oci_state()}
+    return {"op": "start"}
 
 
 def _hand_over_listener(container, inner_pid, fd):
@@ -60,16 +72,19 @@ def _hand_over_listener(container, inner_pid, fd):
 
 
 def _poststart(container):
-    """runtime-spec: poststart hooks run "after the user-specified process
-    is executed but before the start operation returns"."""
-    from ..hooks import HookFailure, hooks_of, may_have, run_hooks
+    """runtime-spec config.md: poststart hooks run "after the user-specified
+    process is executed but before the start operation returns"; runtime.md
+    (up to v1.2.1, the version this runtime writes): "If any poststart hook
+    fails, the runtime MUST log a warning, but the remaining hooks and
+    lifecycle continue as if the hook had succeeded"."""
+    from ..errors import log
+    from ..hooks import hooks_of, may_have, run_hooks_warning
     if not may_have(container.record, "poststart"):
-        return None
-    hooks = hooks_of(container.sf.read_spec()).poststart
-    if not hooks:
-        return None
+        return
     try:
-        run_hooks("poststart", hooks, container.oci_state())
-    except (HookFailure, OSError) as e:
-        return str(e)
-    return None
+        hooks = hooks_of(container.sf.read_spec()).poststart
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        log.warning(f"poststart hooks not run: the spec snapshot of container "
+                    f'"{container.cid}" is unreadable: {e}')
+        return
+    run_hooks_warning("poststart", hooks, container.oci_state(), log)

@@ -122,15 +122,24 @@ def short_path(path: str):
     return f"/proc/self/fd/{fd}/{name}", fd
 
 
-def _named(kind, path, use, timeout=None):
+def _named(kind, path, use, action, timeout=None):
     """A socket of `kind` on which `use(sock, name)` binds or connects to
-    `path` (shortened to fit sun_path); closed again if that fails."""
+    `path` (shortened to fit sun_path); closed again if that fails. The
+    OSError of a failure names `path` (not the shortened name) and carries
+    `action` ("listen on", "connect to") as its socket_action, for the
+    one line the user gets (errors.os_error_text)."""
     sock = Socket(AF_UNIX, kind)
     if timeout is not None:
         sock.settimeout(timeout)
-    name, fd = short_path(path)
+    fd = None
     try:
+        name, fd = short_path(path)
         use(sock, name)
+    except OSError as e:
+        sock.close()
+        e.filename = path
+        e.socket_action = action
+        raise
     except BaseException:
         sock.close()
         raise
@@ -146,13 +155,13 @@ def _bind_and_listen(sock, name):
 
 
 def connect(path: str, timeout: float):
-    return _named(SOCK_SEQPACKET, path, Socket.connect, timeout)
+    return _named(SOCK_SEQPACKET, path, Socket.connect, "connect to", timeout)
 
 
 def listen(path: str):
-    return _named(SOCK_SEQPACKET, path, _bind_and_listen)
+    return _named(SOCK_SEQPACKET, path, _bind_and_listen, "listen on")
 
 
 def connect_stream(path: str, timeout: float):
     """A SOCK_STREAM connection (the console socket protocol of runc uses one)."""
-    return _named(SOCK_STREAM, path, Socket.connect, timeout)
+    return _named(SOCK_STREAM, path, Socket.connect, "connect to", timeout)

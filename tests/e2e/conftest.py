@@ -1,4 +1,4 @@
-"""Fixtures for end-to-end tests: real podman and containerd running
+"""Fixtures for end-to-end tests: real podman, containerd and dockerd running
 containers with the runtime under test (E2E_RUNTIME, see runtime_under_test).
 
 Each engine is set up once for all the tests here, with its own state in
@@ -21,7 +21,8 @@ import pytest
 from tests.e2e import leakcheck
 from tests.e2e.cleanup import CgroupParent, remove_empty_dirs, remove_tree
 from tests.e2e.containerd import NAMESPACE, RUNTIME_ROOT, ContainerdDaemon, CtrContainers, config_version
-from tests.e2e.images import IMAGE, write_oci_archive, write_rootfs_tar
+from tests.e2e.docker import DockerContainers, DockerDaemon, client_binary
+from tests.e2e.images import IMAGE, write_docker_archive, write_oci_archive, write_rootfs_tar
 from tests.e2e.podman import PodmanContainers, PodmanEngine
 from tests.e2e.runtime_under_test import from_environment
 
@@ -114,6 +115,27 @@ def containerd_daemon(runtime, e2e_dir, rootfs_tar):
         cgroup_parent.remove_new()
 
 
+@pytest.fixture(scope="module")
+def docker_daemon(runtime, e2e_dir, rootfs_tar):
+    """One dockerd for the Docker tests (started only for them: it is the
+    slowest engine to start and stop)."""
+    require_binaries("dockerd", "containerd", "containerd-shim-runc-v2", "docker-init")
+    if client_binary() is None:
+        pytest.skip("no docker client installed (tests/setup.sh installs docker.io)")
+    # the cgroup parent of cgroupfs-driven containers, /docker
+    cgroup_parent = CgroupParent("docker")
+    daemon = DockerDaemon(os.path.join(e2e_dir, "docker"), runtime)
+    os.makedirs(daemon.base)
+    try:
+        daemon.start()
+        daemon.load_image(write_docker_archive(os.path.join(e2e_dir, "busybox-docker.tar"), rootfs_tar, IMAGE))
+        yield daemon
+    finally:
+        daemon.stop()
+        daemon.remove()
+        cgroup_parent.remove_new()
+
+
 @pytest.fixture
 def token():
     """In every name and id of the test's containers."""
@@ -142,6 +164,16 @@ def containerd(containerd_daemon, runtime, token):
     yield containers
     problems = containers.remove_all()
     fail_on_leaks(problems, RUNTIME_ROOT, token, containers.ids, [containerd_daemon.base])
+
+
+@pytest.fixture
+def docker(docker_daemon, token):
+    """The test's Docker containers; removed afterwards, leaks reported."""
+    containers = DockerContainers(docker_daemon, token)
+    yield containers
+    problems = containers.remove_all()
+    fail_on_leaks(problems, docker_daemon.runtime_root, token, containers.ids(),
+                  docker_daemon.container_dirs())
 
 
 def fail_on_leaks(problems, root, token, ids, engine_dirs):

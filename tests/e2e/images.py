@@ -1,9 +1,11 @@
 """The busybox test image, built locally: no registry is reachable in CI.
 
 One layer (the busybox rootfs of tests/support/busybox.py as a tar) serves
-both engines: podman imports the bare tarball, containerd imports an OCI
+every engine: podman imports the bare tarball, containerd imports an OCI
 image archive (oci-layout, index.json, manifest, config and layer blobs,
-each named by its sha256 digest) written here with tarfile/hashlib/json.
+each named by its sha256 digest), Docker 20.10 loads a docker-archive
+(manifest.json naming the config and layer files; its `docker load`
+does not read OCI archives), both written here with tarfile/hashlib/json.
 """
 
 import hashlib
@@ -35,19 +37,24 @@ def _owned_by_root(info: tarfile.TarInfo) -> tarfile.TarInfo:
     return info
 
 
+def _image_config(layer: bytes) -> bytes:
+    """The image's config (the same in OCI and docker archives)."""
+    return _json_bytes({
+        "architecture": _oci_architecture(),
+        "os": "linux",
+        "config": {"Env": [PATH_ENV], "Cmd": ["sh"]},
+        # an uncompressed layer's diff_id is its own digest
+        "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(layer).hexdigest()]},
+    })
+
+
 def write_oci_archive(path: str, layer_tar: str, ref_name: str) -> str:
     """An OCI image archive at `path` holding one image, `ref_name`, whose
     single uncompressed layer is `layer_tar`."""
     with open(layer_tar, "rb") as f:
         layer = f.read()
     layer_desc = _descriptor("application/vnd.oci.image.layer.v1.tar", layer)
-    config = _json_bytes({
-        "architecture": _oci_architecture(),
-        "os": "linux",
-        "config": {"Env": [PATH_ENV], "Cmd": ["sh"]},
-        # an uncompressed layer's diff_id is its own digest
-        "rootfs": {"type": "layers", "diff_ids": [layer_desc["digest"]]},
-    })
+    config = _image_config(layer)
     config_desc = _descriptor("application/vnd.oci.image.config.v1+json", config)
     manifest = _json_bytes({
         "schemaVersion": 2,
@@ -65,6 +72,22 @@ def write_oci_archive(path: str, layer_tar: str, ref_name: str) -> str:
         _add_bytes(tar, "index.json", index)
         for blob in (layer, config, manifest):
             _add_bytes(tar, f"blobs/sha256/{hashlib.sha256(blob).hexdigest()}", blob)
+    return path
+
+
+def write_docker_archive(path: str, layer_tar: str, ref_name: str) -> str:
+    """A docker-archive (what `docker save` writes) at `path` holding one
+    image tagged `ref_name`, whose single layer is `layer_tar`."""
+    with open(layer_tar, "rb") as f:
+        layer = f.read()
+    config = _image_config(layer)
+    config_name = hashlib.sha256(config).hexdigest() + ".json"
+    layer_name = hashlib.sha256(layer).hexdigest() + "/layer.tar"
+    manifest = _json_bytes([{"Config": config_name, "RepoTags": [ref_name], "Layers": [layer_name]}])
+    with tarfile.open(path, "w") as tar:
+        _add_bytes(tar, "manifest.json", manifest)
+        _add_bytes(tar, config_name, config)
+        _add_bytes(tar, layer_name, layer)
     return path
 
 

@@ -341,7 +341,76 @@ def test_host_sysctls_are_refused(env, key, needle):
 def test_network_sysctl_without_a_network_namespace_is_refused(env):
     cfg = config(STATUS, linux={"sysctl": {"net.ipv4.ip_forward": "1"}})
     cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"] if n["type"] != "network"]
-    assert_refused(env, cfg, "linux.sysctl 'net.ipv4.ip_forward'", "own network namespace", command="create")
+    assert_refused(env, cfg, 'linux.sysctl: sysctl "net.ipv4.ip_forward" not allowed in host network namespace',
+                   command="create")
+
+
+# One sysctl of each namespaced family, with a value differing from the host's.
+NAMESPACED = {"network": ("net.ipv4.ip_forward", "/proc/sys/net/ipv4/ip_forward", lambda v: str(1 - int(v))),
+              "ipc": ("kernel.shmmni", "/proc/sys/kernel/shmmni", lambda v: str(int(v) - 1)),
+              "uts": ("kernel.domainname", "/proc/sys/kernel/domainname", lambda v: v + "x")}
+NS_FILE = {"network": "net", "ipc": "ipc", "uts": "uts"}
+
+
+def joining(kind, path, key, value):
+    cfg = config(STATUS, linux={"sysctl": {key: value}})
+    cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"] if n["type"] != kind]
+    cfg["linux"]["namespaces"].append({"type": kind, "path": path})
+    if kind == "uts":
+        cfg.pop("hostname", None)  # a hostname needs a new uts namespace
+    return cfg
+
+
+def read(path):
+    with open(path) as f:
+        return f.read().strip()
+
+
+@pytest.mark.parametrize("kind", sorted(NAMESPACED))
+def test_sysctl_in_a_joined_namespace_of_the_runtime_is_refused(env, kind):
+    """Joining the runtime's own namespace by path (here the test process's,
+    which the runtime it runs shares) is the host's: runc refuses it
+    ("sysctl ... not allowed in host network namespace"), at create, and
+    the host's value stays."""
+    key, proc_path, other = NAMESPACED[kind]
+    before = read(proc_path)
+    cfg = joining(kind, f"/proc/{os.getpid()}/ns/{NS_FILE[kind]}", key, other(before))
+    try:
+        assert_refused(env, cfg, f'linux.sysctl: sysctl "{key}" not allowed in host {kind} namespace',
+                       command="create")
+        assert read(proc_path) == before
+    finally:
+        if read(proc_path) != before:  # a regression must not leave the host changed
+            with open(proc_path, "w") as f:
+                f.write(before)
+
+
+@pytest.mark.parametrize("kind", sorted(NAMESPACED))
+def test_sysctl_in_a_joined_namespace_of_its_own_is_set_there(env, kind):
+    """A namespace joined by path that is not the runtime's is the
+    container's own: the sysctl is set in it, not on the host."""
+    import subprocess
+    key, proc_path, other = NAMESPACED[kind]
+    before = read(proc_path)
+    flag = {"network": "--net", "ipc": "--ipc", "uts": "--uts"}[kind]
+    holder = subprocess.Popen(["unshare", flag, "sleep", "1000"])
+    try:
+        wait_until(lambda: os.readlink(f"/proc/{holder.pid}/ns/{NS_FILE[kind]}")
+                   != os.readlink(f"/proc/self/ns/{NS_FILE[kind]}"), 10, "the namespace holder")
+        ns = f"/proc/{holder.pid}/ns/{NS_FILE[kind]}"
+
+        def in_holder():  # /proc/sys shows the reader's namespaces
+            return subprocess.run(["nsenter", f"{flag}={ns}", "cat", proc_path], check=True,
+                                  capture_output=True, text=True).stdout.strip()
+        value = other(in_holder())
+        cfg = joining(kind, ns, key, value)
+        cfg["process"]["args"] = ["cat", proc_path]
+        assert output(env, cfg).strip() == value
+        assert in_holder() == value  # set in the joined namespace
+        assert read(proc_path) == before  # and not on the host
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 @pytest.mark.parametrize("key, value, needle", [

@@ -11,6 +11,15 @@ from tests.support.busybox import read_config, write_config
 
 KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
 IN_CONTAINER = {"createContainer", "startContainer"}
+# The status on each hook's stdin. The creation hooks see `created` (crun;
+# runtime-tools' hooks_stdin test). runc 1.1.5, run here with hooks that
+# dump their stdin, gives `creating` to prestart/createRuntime/createContainer,
+# `created` to startContainer and `created` to poststart, but it runs
+# poststart during `create`, before the user program is executed; runsc-py
+# runs it where runtime.md says, after that, when the status is `running`
+# (as crun gives it).
+STATUS_SEEN = {"prestart": "created", "createRuntime": "created", "createContainer": "created",
+               "startContainer": "created", "poststart": "running", "poststop": "stopped"}
 
 
 def recording_hook(kind, out):
@@ -60,8 +69,7 @@ def test_every_hook_kind_runs_where_and_when_the_spec_says(env):
     order = open(os.path.join(out, "order")).read().split()
     assert order == list(KINDS)
     host_mnt = os.readlink("/proc/self/ns/mnt")
-    expected_status = {"prestart": "creating", "createRuntime": "creating", "createContainer": "creating",
-                       "startContainer": "created", "poststart": "running", "poststop": "stopped"}
+    expected_status = STATUS_SEEN
     container_mnt = None
     for kind in KINDS:
         rec = parse_record(os.path.join(out, kind))
@@ -84,6 +92,29 @@ def test_every_hook_kind_runs_where_and_when_the_spec_says(env):
             assert rec["state"]["pid"] > 0
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_each_hook_alone_sees_its_status(env, kind):
+    """One hook of one kind per container: the state on its stdin has the
+    status that kind is given, whatever other hooks there are (none)."""
+    rt, cid = env.rt, env.cid()
+    out = os.path.join(env.tmp, "out")
+    os.makedirs(out)
+    bundle = env.bundle(["true"])
+    add_out_mount(bundle, out)
+    with_hooks(bundle, {kind: [recording_hook(kind, out)]})
+    rt("create", "--bundle", bundle, cid)
+    rt("start", cid)
+    rt("wait", cid, timeout=20)
+    rt("delete", cid)
+    state = parse_record(os.path.join(out, kind))["state"]
+    assert state["id"] == cid and state["status"] == STATUS_SEEN[kind], state
+    assert state["bundle"] == bundle
+    if kind == "poststop":
+        assert state["pid"] == 0  # no process any more
+    else:
+        assert state["pid"] > 0
+
+
 def test_hook_argv0_is_passed_as_given(env):
     """busybox runs the applet named by argv[0]: the file exists only if
     args[0] reached the hook verbatim (not replaced by the path)."""
@@ -94,8 +125,10 @@ def test_hook_argv0_is_passed_as_given(env):
     assert os.path.exists(marker)
 
 
-@pytest.mark.parametrize("kind", ["prestart", "createRuntime", "createContainer", "startContainer", "poststart"])
+@pytest.mark.parametrize("kind", ["prestart", "createRuntime", "createContainer", "startContainer"])
 def test_failing_hook_fails_the_command_and_leaves_nothing(env, kind):
+    """runtime.md: "If any <kind> hook fails, the runtime MUST generate an
+    error, stop the container, and continue the lifecycle at step 12"."""
     rt, cid = env.rt, env.cid()
     bundle = env.bundle(["sleep", "1000"])
     with_hooks(bundle, {kind: [{"path": "/bin/sh", "args": ["sh", "-c", "echo broken >&2; exit 3"]}]})
@@ -124,6 +157,52 @@ def test_hook_timeout_kills_it(env):
     assert os.listdir(env.root) == []
 
 
+def log_warnings(env):
+    return [e["msg"] for e in map(json.loads, open(env.rt.log)) if e["level"] == "warning"]
+
+
+def test_failing_poststart_is_a_warning_and_start_succeeds(env):
+    """runtime.md: "If any poststart hook fails, the runtime MUST log a
+    warning, but the remaining hooks and lifecycle continue as if the hook
+    had succeeded"."""
+    rt, cid = env.rt, env.cid()
+    out = os.path.join(env.tmp, "out")
+    os.makedirs(out)
+    bundle = env.bundle(["sleep", "1000"])
+    with_hooks(bundle, {"poststart": [
+        {"path": "/bin/sh", "args": ["sh", "-c", "echo broken >&2; exit 3"]},
+        {"path": "/bin/sh", "args": ["sh", "-c", f"cat > {out}/second"]},
+        {"path": "/nonexistent/hook"},
+        {"path": "/bin/sh", "args": ["sh", "-c", f"touch {out}/fourth"]}]})
+    rt("create", "--bundle", bundle, cid)
+    started = rt("start", cid, check=False)
+    assert started.returncode == 0, started.stderr
+    assert json.load(open(os.path.join(out, "second")))["status"] == "running"  # the rest still ran
+    assert os.path.exists(os.path.join(out, "fourth"))
+    assert json.loads(rt("state", cid).stdout)["status"] == "running"  # and the container lives
+    warnings = log_warnings(env)
+    assert "error running poststart hook #0 (/bin/sh): exit status 3: broken" in warnings, warnings
+    assert any(w.startswith("error running poststart hook #2 (/nonexistent/hook): ") for w in warnings)
+    assert len(warnings) == 2, warnings
+    rt("delete", "--force", cid)
+
+
+def test_failing_start_container_hook_still_runs_poststop(env):
+    """runtime.md, startContainer failure: "... stop the container, and
+    continue the lifecycle at step 12" - destroy, then (step 13) the
+    poststop hooks."""
+    rt, cid = env.rt, env.cid()
+    out = os.path.join(env.tmp, "out")
+    os.makedirs(out)
+    bundle = env.bundle(["sleep", "1000"])
+    with_hooks(bundle, {"startContainer": [{"path": "/bin/false"}],
+                        "poststop": [{"path": "/bin/sh", "args": ["sh", "-c", f"cat > {out}/poststop"]}]})
+    rt("create", "--bundle", bundle, cid)
+    assert rt("start", cid, check=False).returncode == 1
+    assert json.load(open(os.path.join(out, "poststop")))["status"] == "stopped"
+    assert os.listdir(env.root) == []
+
+
 def test_failing_poststop_is_a_warning(env):
     rt, cid = env.rt, env.cid()
     out = os.path.join(env.tmp, "out")
@@ -133,8 +212,7 @@ def test_failing_poststop_is_a_warning(env):
                                      {"path": "/bin/sh", "args": ["sh", "-c", f"touch {out}/second"]}]})
     rt("run", "--bundle", bundle, cid)
     assert os.path.exists(os.path.join(out, "second"))  # the rest still ran
-    log = [json.loads(line) for line in open(env.rt.log)]
-    assert any(e["level"] == "warning" and "poststop" in e["msg"] for e in log)
+    assert log_warnings(env) == ["error running poststop hook #0 (/bin/false): exit status 1"]
 
 
 def test_poststop_exactly_once_under_concurrent_deletes(env):

@@ -343,7 +343,11 @@ MALFORMED = [
     ("hugepage-limit-negative", setp("linux.resources.hugepageLimits", [{"pageSize": "2MB", "limit": -1}]),
      "linux.resources.hugepageLimits[0].limit: -1 is out of range [0, 18446744073709551615]"),
     ("blkio-weight", setp("linux.resources.blockIO", {"weight": 5}),
-     "linux.resources.blockIO.weight: 5 is out of range [10, 1000]"),
+     "linux.resources.blockIO.weight: 5 is out of range [10, 1000] (0 leaves it unset)"),
+    ("blkio-leaf-weight-too-big", setp("linux.resources.blockIO", {"leafWeight": 1001}),
+     "linux.resources.blockIO.leafWeight: 1001 is out of range [10, 1000] (0 leaves it unset)"),
+    ("blkio-device-weight", setp("linux.resources.blockIO", {"weightDevice": [{"major": 8, "minor": 0, "weight": 9}]}),
+     "linux.resources.blockIO.weightDevice[0].weight: 9 is out of range [10, 1000] (0 leaves it unset)"),
     ("blkio-throttle-no-rate", setp("linux.resources.blockIO", {"throttleReadBpsDevice": [{"major": 8, "minor": 0}]}),
      "linux.resources.blockIO.throttleReadBpsDevice[0].rate: is required"),
     ("rdma-empty-entry", setp("linux.resources.rdma", {"mlx5_1": {}}),
@@ -642,6 +646,17 @@ def test_minimal_config():
     """Only ociVersion and root are required; process is optional in config.json."""
     spec = parse_config('{"ociVersion": "1.0.0", "root": {"path": "rootfs"}}', BUNDLE)
     assert spec.process is None and spec.mounts == () and spec.linux == model.Linux()
+
+
+def test_zero_block_io_weights_mean_unset():
+    """Docker 20.10 writes blockIO.weight 0 (and cpu.shares 0) into every
+    config.json for "not set"; runc skips a 0 weight, and so must this."""
+    doc = default_spec()
+    doc["linux"]["resources"] = {"memory": {"disableOOMKiller": False}, "cpu": {"shares": 0},
+                                 "blockIO": {"weight": 0, "leafWeight": 0,
+                                             "weightDevice": [{"major": 8, "minor": 0, "weight": 0}]}}
+    spec = parse_config(json.dumps(doc), BUNDLE)
+    assert spec.linux.resources["blockIO"]["weight"] == 0
 
 
 def test_unknown_fields_are_kept_not_refused():

@@ -15,7 +15,8 @@ trap 'echo "$status" > "$results/status"' EXIT
 work=/run/runsc-py-vm
 mkdir -p "$work" && mount -t tmpfs -o mode=1777 tmpfs "$work" || { echo "guest: cannot mount a tmpfs on $work"; exit; }
 mkdir -p "$work/tmp"
-export TMPDIR=$work/tmp HOME=$work RUNSC_PY_VM_GUEST=1 PYTHONDONTWRITEBYTECODE=1
+# RUNSC_PY_VM_SHARED: a folder on 9p (the results folder), for tests of what cannot live there.
+export TMPDIR=$work/tmp HOME=$work RUNSC_PY_VM_GUEST=1 RUNSC_PY_VM_SHARED=$results PYTHONDONTWRITEBYTECODE=1
 # io tests need block devices: loop devices over files on the tmpfs.
 modprobe loop 2>/dev/null || echo "guest: modprobe loop failed"
 # hugetlb tests need reserved pages of the default size (2 MB).
