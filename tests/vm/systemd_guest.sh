@@ -74,6 +74,8 @@ bus_up() {
 timeout 120 "${NS[@]}" systemctl start dbus.socket dbus.service >> "$OUT/guest.log" 2>&1
 if ! bus_up 30; then
     log "dbus.service did not give a bus with systemd on it: $(timeout 20 "${NS[@]}" systemctl is-active dbus.service)"
+    timeout 20 "${NS[@]}" systemctl status --no-pager -l dbus.socket dbus.service 2>&1 | tail -40
+    grep -i dbus "$OUT/systemd.log" | tail -20
     timeout 20 "${NS[@]}" systemctl stop dbus.service dbus.socket >> "$OUT/guest.log" 2>&1
     "${NS[@]}" sh -c 'mkdir -p /run/dbus && dbus-daemon --system --fork' >> "$OUT/guest.log" 2>&1
     timeout 120 "${NS[@]}" systemctl daemon-reexec >> "$OUT/guest.log" 2>&1
