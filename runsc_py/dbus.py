@@ -208,14 +208,6 @@ class Message:
         return self.fields.get(_MEMBER)
 
     @property
-    def path(self):
-        return self.fields.get(_PATH)
-
-    @property
-    def interface(self):
-        return self.fields.get(_INTERFACE)
-
-    @property
     def error_name(self):
         return self.fields.get(_ERROR_NAME)
 

@@ -61,12 +61,26 @@ run_checks() {  # NAME: pytest of systemd_checks.py inside systemd's namespaces;
 case " $ROUNDS " in *" private "*) run_checks private ;; esac
 
 # --- the system bus --------------------------------------------------------------------------------------
-# The packaged dbus.service: systemd connects to the bus once that unit is up.
-"${NS[@]}" systemctl start dbus.socket dbus.service >> "$OUT/guest.log" 2>&1
-for _ in $(seq 1 100); do
-    "${NS[@]}" busctl --system status org.freedesktop.systemd1 > /dev/null 2>&1 && break
-    sleep 0.2
-done
+# The packaged dbus.service (systemd connects to the bus once that unit is
+# up), bounded; failing that, dbus-daemon by hand and a re-exec of systemd,
+# which connects to a bus it finds at start.
+bus_up() {
+    for _ in $(seq 1 "$1"); do
+        timeout 20 "${NS[@]}" busctl --system status org.freedesktop.systemd1 > /dev/null 2>&1 && return 0
+        sleep 1
+    done
+    return 1
+}
+timeout 120 "${NS[@]}" systemctl start dbus.socket dbus.service >> "$OUT/guest.log" 2>&1
+if ! bus_up 30; then
+    log "dbus.service did not give a bus with systemd on it: $(timeout 20 "${NS[@]}" systemctl is-active dbus.service)"
+    timeout 20 "${NS[@]}" systemctl status --no-pager -l dbus.socket dbus.service 2>&1 | tail -40
+    grep -i dbus "$OUT/systemd.log" | tail -20
+    timeout 20 "${NS[@]}" systemctl stop dbus.service dbus.socket >> "$OUT/guest.log" 2>&1
+    "${NS[@]}" sh -c 'mkdir -p /run/dbus && dbus-daemon --system --fork' >> "$OUT/guest.log" 2>&1
+    timeout 120 "${NS[@]}" systemctl daemon-reexec >> "$OUT/guest.log" 2>&1
+    bus_up 60 || log "no bus with systemd on it"
+fi
 log "system bus: $("${NS[@]}" busctl --system status org.freedesktop.systemd1 2>&1 | head -1)"
 case " $ROUNDS " in *" bus "*) run_checks bus ;; esac
 "${NS[@]}" systemctl list-units --all --no-pager 'runsc-py*' >> "$OUT/guest.log" 2>&1
