@@ -146,3 +146,27 @@ def test_a_new_user_namespace_without_a_new_mount_namespace_is_refused(env):
     cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
     assert_refused(env, cfg, "a new user namespace without a new mount namespace", "is not supported",
                    command="create")
+
+
+@pytest.mark.parametrize("how", ["left out", "joined"])
+def test_exec_enters_the_root_of_a_container_without_its_own_mount_namespace(env, how):
+    """exec's process is chrooted into the container's root, not left at
+    its mount namespace's (the host's) root: created and started."""
+    holder = Holder("--mount") if how == "joined" else None
+    try:
+        cfg = without(config(["sleep", "1000"]), "mount")
+        if holder is not None:
+            cfg["linux"]["namespaces"].append({"type": "mount", "path": holder.path("mnt")})
+        bundle = bundle_with_marker(env, cfg, "exec")
+        cid = env.cid()
+        env.rt("create", "--bundle", bundle, cid)
+        probe = ["sh", "-c", "cat /marker; cd /..; ls /marker"]
+        assert env.rt("exec", cid, *probe).stdout.split() == ["exec", "/marker"]
+        env.rt("start", cid)
+        out = env.rt("exec", cid, "sh", "-c", "readlink /proc/self/ns/mnt; cat /marker").stdout.split()
+        mnt = holder.ns("mnt") if holder is not None else os.readlink("/proc/self/ns/mnt")
+        assert out == [mnt, "exec"]
+        env.rt("delete", "--force", cid)
+    finally:
+        if holder is not None:
+            holder.close()
