@@ -158,18 +158,22 @@ def enter_root(tree_fd, no_pivot, own_namespace):
 
     Without a mount namespace of its own, the root is the gofer's tree
     itself, on a detached tmpfs (hold_root), entered with chroot: it is
-    attached nowhere in the shared or joined namespace. Not over the rootfs path there (runc's
-    way, measured with runc 1.1.5: its mounts appear in that namespace,
-    are left behind after the container exits, and "/" is made private
-    there) and not on a fresh directory, because pivot_root in a namespace
-    other processes use would move their root too, an attached tree would
-    show the container's mounts to them and propagate to peers, and a
-    killed container would leave its mounts there. A detached tree goes
-    with its last user. The container's /proc/self/mountinfo then lists
-    nothing (its mounts are in no namespace). The container still is in the
-    namespace (runtime-spec config-linux.md: a namespace with a path
-    "MUST" be joined; a type left out is the runtime's): /proc/self/ns/mnt
-    is that namespace's."""
+    attached nowhere in the shared or joined namespace. Not over the
+    rootfs path there, runc's way (measured with runc 1.1.5: sharing the
+    runtime's namespace, its mounts appear there, stay after the container
+    exits, and "/" is made private; in a joined one it pivot_roots that
+    namespace, so the other process's "/" became the container's rootfs
+    and the namespace's own tree was gone), and not on a fresh directory:
+    pivot_root in a namespace other processes use moves their root too,
+    an attached tree shows the container's mounts to them and propagates
+    to peers, and a killed container would leave its mounts there. A
+    detached tree goes with its last user. The container's
+    /proc/self/mountinfo then lists nothing (its mounts are in no
+    namespace). The container still is in the namespace (runtime-spec
+    config-linux.md: a namespace with a path "MUST" be joined; a type left
+    out is the runtime's): /proc/self/ns/mnt is that namespace's. Its
+    rootfs and bind sources are the paths the runtime sees (the gofer
+    opened them in the runtime's namespace)."""
     os.fchdir(tree_fd)
     if not own_namespace:
         os.chroot(".")
