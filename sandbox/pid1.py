@@ -5,7 +5,8 @@ pid namespace (the sandbox itself stays outside it, in the runtime's). It
 builds the root from the gofer's trees, runs the createContainer hooks as
 its own children (so they are in every namespace of the container, and the
 namespace has its init before any of them exists: a pid namespace whose
-first process exits is dead), pivots into the root, makes the terminal,
+first process exits is dead), pivots into the root (chroots, without a
+mount namespace of its own: rootfs.enter_root), makes the terminal,
 tells the sandbox it is built and waits. At `start` it runs the
 startContainer hooks, applies the process's confinement and execs
 process.args: from then on the workload is PID 1, and `/proc/1` inside is
