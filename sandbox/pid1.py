@@ -5,7 +5,8 @@ pid namespace (the sandbox itself stays outside it, in the runtime's). It
 builds the root from the gofer's trees, runs the createContainer hooks as
 its own children (so they are in every namespace of the container, and the
 namespace has its init before any of them exists: a pid namespace whose
-first process exits is dead), pivots into the root, makes the terminal,
+first process exits is dead), pivots into the root (chroots, without a
+mount namespace of its own: rootfs.enter_root), makes the terminal,
 tells the sandbox it is built and waits. At `start` it runs the
 startContainer hooks, applies the process's confinement and execs
 process.args: from then on the workload is PID 1, and `/proc/1` inside is
@@ -101,13 +102,22 @@ def build(launch):
     # or the runtime's own (rootless podman's); read before pivot_root
     # (/proc/self/uid_map)
     user_ns = any(n.type == "user" for n in linux.namespaces) or in_user_namespace()
+    own_ns = rootfs.own_mount_namespace(spec)
+    holder = None  # without a mount namespace of its own: the tmpfs the root is attached on
     try:
-        rootfs.isolate_from_host(tree, binds, spec.mounts, devices.values())
-        rootfs.attach_root(tree)
-        rootfs.mount_all(tree, spec.mounts, binds, launch.cgroup_layout)
+        rootfs.isolate_from_host(tree, binds, spec.mounts, devices.values(), own_ns)
+        if own_ns:
+            rootfs.attach_root(tree)
+        else:
+            holder = rootfs.hold_root(tree)
+        rootfs.mount_all(tree, spec.mounts, binds, launch.cgroup_layout, not own_ns)
         rootfs.ensure_cwd(tree, spec.process.cwd)
         _creation_hooks(launch)
-        rootfs.enter_root(tree, launch.no_pivot)
+        rootfs.enter_root(tree, launch.no_pivot, own_ns)
+    except BaseException:
+        if holder is not None:
+            os.close(holder)
+        raise
     finally:
         os.close(tree)
         for fd in binds.values():
@@ -118,16 +128,21 @@ def build(launch):
         rootfs.write_sysctls(linux.sysctl)
         rootfs.mask_paths(root_fd, linux.masked_paths)
         rootfs.readonly_paths(root_fd, linux.readonly_paths)
-        # Last of the mounts: an unbindable root could not be bound from.
-        rootfs.set_root_propagation(linux.rootfs_propagation)
         if spec.hostname is not None:
             _set_name(libc.sethostname, spec.hostname)
         if spec.domainname is not None:
             _set_name(libc.setdomainname, spec.domainname)
-        if spec.root.readonly:
-            rootfs.make_root_readonly()
+        # Last of the mounts: an unbindable root could not be bound from.
+        if own_ns:
+            rootfs.set_root_propagation(linux.rootfs_propagation)
+            if spec.root.readonly:
+                rootfs.make_root_readonly()
+        elif linux.rootfs_propagation or spec.root.readonly:
+            rootfs.reroot_detached(linux.rootfs_propagation, spec.root.readonly)
     finally:
         os.close(root_fd)
+        if holder is not None:
+            os.close(holder)  # the last mount is made (rootfs.hold_root)
         for fd in devices.values():
             os.close(fd)
     workload.check_executable(spec.process)

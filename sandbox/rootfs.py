@@ -16,7 +16,10 @@ Order, and why:
 3. prestart/createRuntime/createContainer hooks run here: "after the
    environment is built, before pivot_root" (runtime-spec config.md).
 4. pivot_root: the host's file system leaves this mount namespace; then
-   linux.rootfsPropagation applies to the new "/".
+   linux.rootfsPropagation applies to the new "/". A container without a
+   mount namespace of its own (a joined or the runtime's) skips 1's "/"
+   and attaching: its root is the gofer's tree on a detached tmpfs,
+   entered with chroot (hold_root, enter_root say why).
 5. /dev entries, masked and read-only paths, sysctls, then
    `root.readonly`, all with plain paths that can only reach the container.
 """
@@ -47,19 +50,30 @@ class MountFailure(Exception):
     """A mount step failed: the message names the mount."""
 
 
-def isolate_from_host(tree_fd, bind_fds, mounts, device_fds):
+def own_mount_namespace(spec):
+    """Whether the container has a mount namespace of its own (a new one).
+    Without one (linux.namespaces has no `mount` entry, or names one by
+    path) the container shares a namespace other processes live in, and
+    its root is never attached there (see enter_root)."""
+    return any(n.type == "mount" and not n.path for n in spec.linux.namespaces)
+
+
+def isolate_from_host(tree_fd, bind_fds, mounts, device_fds, own_namespace):
     """Before anything is attached: no mount made in this mount namespace
     may reach the host's.
 
     This namespace's copy of the host's mounts becomes a slave tree (host
     mount events still arrive, ours never leave: runc's default rslave),
-    and so does each tree the gofer cloned: a clone of a shared mount (a
+    but only when the namespace is the container's own: a shared or joined
+    one is left as it is (its other processes' propagation is theirs).
+    Each tree the gofer cloned becomes a slave too: a clone of a shared mount (a
     systemd host's "/" is shared) is a peer of its source, so a mount made
     inside it would appear on the host too, and pivot_root refuses a shared
     root. Bind mounts whose options ask for shared propagation keep it:
     that is how a container's mounts reach the host on purpose (Kubernetes'
     Bidirectional mount propagation)."""
-    m.mount(None, "/", None, m.MS_SLAVE | m.MS_REC)
+    if own_namespace:
+        m.mount(None, "/", None, m.MS_SLAVE | m.MS_REC)
     fds = [tree_fd, *device_fds]
     for index, fd in bind_fds.items():
         options = parse_options(mounts[index].options, mounts[index].type)
@@ -67,6 +81,34 @@ def isolate_from_host(tree_fd, bind_fds, mounts, device_fds):
             fds.append(fd)
     for fd in fds:
         m.mount_setattr(fd, "", m.AT_EMPTY_PATH | m.AT_RECURSIVE, propagation=m.MS_SLAVE)
+
+
+def reroot_detached(propagation, readonly):
+    """linux.rootfsPropagation and root.readonly for a root on a detached
+    tree (hold_root): the kernel changes a detached mount's attributes only
+    at the top of its tree, which the container's "/" is not (the holder
+    tmpfs is). So "/" becomes a recursive clone of itself, whose top it is,
+    with the attributes set there, and the process moves its root onto it
+    (the clone is as detached as the tree it copies)."""
+    clone = m.open_tree(AT_FDCWD, "/", m.OPEN_TREE_CLONE | m.OPEN_TREE_CLOEXEC | m.AT_RECURSIVE)
+    try:
+        if propagation:
+            flag, recursive = _propagation_flag(propagation)
+            m.mount_setattr(clone, "", m.AT_EMPTY_PATH | (m.AT_RECURSIVE if recursive else 0),
+                            propagation=flag)
+        if readonly:
+            m.mount_setattr(clone, "", m.AT_EMPTY_PATH, m.MOUNT_ATTR_RDONLY)
+        os.fchdir(clone)
+        os.chroot(".")
+        os.chdir("/")
+    finally:
+        os.close(clone)
+
+
+def _propagation_flag(propagation):
+    """(MS_* flag, recursive) of a linux.rootfsPropagation value."""
+    recursive = propagation.startswith("r") and propagation[1:] in _PROPAGATION
+    return _PROPAGATION[propagation[1:] if recursive else propagation], recursive
 
 
 def set_root_propagation(propagation):
@@ -78,8 +120,7 @@ def set_root_propagation(propagation):
     as with runc, which applies the value only when config.json gives one."""
     if not propagation:
         return
-    recursive = propagation.startswith("r") and propagation[1:] in _PROPAGATION
-    flag = _PROPAGATION[propagation[1:] if recursive else propagation]
+    flag, recursive = _propagation_flag(propagation)
     m.mount(None, "/", None, flag | (m.MS_REC if recursive else 0))
 
 
@@ -89,11 +130,54 @@ def attach_root(tree_fd):
     m.move_mount(tree_fd, "", AT_FDCWD, ".", m.MOVE_MOUNT_F_EMPTY_PATH)
 
 
-def enter_root(tree_fd, no_pivot):
+def hold_root(tree_fd):
+    """Without a mount namespace of its own: attach the rootfs tree on a
+    fresh detached tmpfs, not in the namespace; returns the tmpfs's fd.
+
+    The kernel lets a process mount onto a detached tree only if the tree
+    was made in its own mount namespace (or by fsmount): the gofer cloned
+    the rootfs in the runtime's, so in a joined namespace nothing could be
+    mounted on it. The tmpfs is fsmount's, so mounts inside it can be made
+    from any namespace. It also gives a chroot escape nothing to climb to:
+    above the container's root is only this empty tmpfs. Closing the
+    tmpfs's fd (once the last mount is made) dissolves the tree as a lazy
+    umount does: the root and its mounts stay while the container uses
+    them, and vanish with it."""
+    holder = new_filesystem(_Mnt("tmpfs", "tmpfs", "/"), parse_options(["mode=700"]))
+    try:
+        m.move_mount(tree_fd, "", holder, "", m.MOVE_MOUNT_F_EMPTY_PATH | m.MOVE_MOUNT_T_EMPTY_PATH)
+    except BaseException:
+        os.close(holder)
+        raise
+    return holder
+
+
+def enter_root(tree_fd, no_pivot, own_namespace):
     """Make the attached tree the root; the host's root leaves this mount
-    namespace (pivot_root, then a lazy unmount of the old root)."""
+    namespace (pivot_root, then a lazy unmount of the old root).
+
+    Without a mount namespace of its own, the root is the gofer's tree
+    itself, on a detached tmpfs (hold_root), entered with chroot: it is
+    attached nowhere in the shared or joined namespace. Not over the
+    rootfs path there, runc's way (measured with runc 1.1.5: sharing the
+    runtime's namespace, its mounts appear there, stay after the container
+    exits, and "/" is made private; in a joined one it pivot_roots that
+    namespace, so the other process's "/" became the container's rootfs
+    and the namespace's own tree was gone), and not on a fresh directory:
+    pivot_root in a namespace other processes use moves their root too,
+    an attached tree shows the container's mounts to them and propagates
+    to peers, and a killed container would leave its mounts there. A
+    detached tree goes with its last user. The container's
+    /proc/self/mountinfo then lists nothing (its mounts are in no
+    namespace). The container still is in the namespace (runtime-spec
+    config-linux.md: a namespace with a path "MUST" be joined; a type left
+    out is the runtime's): /proc/self/ns/mnt is that namespace's. Its
+    rootfs and bind sources are the paths the runtime sees (the gofer
+    opened them in the runtime's namespace)."""
     os.fchdir(tree_fd)
-    if no_pivot:
+    if not own_namespace:
+        os.chroot(".")
+    elif no_pivot:
         # --no-pivot (ramfs roots cannot be pivoted): move the tree over /
         # and chroot. The old root stays underneath; runc warns the same.
         m.mount(".", "/", None, m.MS_MOVE)
@@ -203,37 +287,51 @@ def _fsmount(fstype, source, data, attrs):
         os.close(fsfd)
 
 
-def _attach(src_fd, dst_fd, options):
+def _attach(src_fd, dst_fd, options, detached):
+    """Attach `src_fd` at `dst_fd` with the mount's propagation options.
+    The kernel changes the propagation of an attached mount only in the
+    caller's namespace: onto a detached tree (`detached`), the options are
+    applied to the source before it moves."""
+    if detached:
+        _set_propagation(src_fd, options)
     m.move_mount(src_fd, "", dst_fd, "", m.MOVE_MOUNT_F_EMPTY_PATH | m.MOVE_MOUNT_T_EMPTY_PATH)
+    if not detached:
+        _set_propagation(src_fd, options)
+
+
+def _set_propagation(fd, options):
     for propagation, recursive in options.propagation:
-        m.mount_setattr(src_fd, "", m.AT_EMPTY_PATH | (m.AT_RECURSIVE if recursive else 0),
+        m.mount_setattr(fd, "", m.AT_EMPTY_PATH | (m.AT_RECURSIVE if recursive else 0),
                         propagation=propagation)
 
 
-def mount_cgroup(root_fd, mnt, options, layout):
+def mount_cgroup(root_fd, mnt, options, layout, detached):
     """The `cgroup` mount type: what the host has, seen through the
     container's cgroup namespace. On a v1 or hybrid host: a tmpfs with one
     mount per hierarchy, like the host's /sys/fs/cgroup; on a pure v2 host:
-    cgroup2."""
+    cgroup2. The tmpfs is filled while it is detached (a read-only flag
+    can be set only on a mount of the caller's namespace or on a detached
+    tree's top), then attached."""
     if layout == [["", "cgroup2", []]]:
-        return _mount_new(root_fd, mnt.destination, _Mnt("cgroup2", "cgroup", mnt.destination), options)
+        return _mount_new(root_fd, mnt.destination, _Mnt("cgroup2", "cgroup", mnt.destination), options,
+                          detached)
     dst = make_target(root_fd, mnt.destination, True)
     try:
         tmpfs = new_filesystem(_Mnt("tmpfs", "tmpfs", mnt.destination), parse_options(["mode=755"]))
         try:
-            _attach(tmpfs, dst, options)
             for name, fstype, flags in layout:
-                sub = make_target(root_fd, f"{mnt.destination}/{name}", True)
+                sub = make_target(tmpfs, name, True)
                 try:
                     tree = _cgroup_hierarchy(name, fstype, flags, options.attr_set)
                     try:
-                        _attach(tree, sub, options)
+                        _attach(tree, sub, options, True)
                     finally:
                         os.close(tree)
                 finally:
                     os.close(sub)
             if options.attr_set & m.MOUNT_ATTR_RDONLY:
                 m.mount_setattr(tmpfs, "", m.AT_EMPTY_PATH, m.MOUNT_ATTR_RDONLY)
+            _attach(tmpfs, dst, options, detached)
         finally:
             os.close(tmpfs)
     finally:
@@ -267,21 +365,23 @@ class _Mnt:
         self.type, self.source, self.destination = type, source, destination
 
 
-def _mount_new(root_fd, destination, mnt, options):
+def _mount_new(root_fd, destination, mnt, options, detached):
     src = new_filesystem(mnt, options)
     try:
         dst = make_target(root_fd, destination, True)
         try:
-            _attach(src, dst, options)
+            _attach(src, dst, options, detached)
         finally:
             os.close(dst)
     finally:
         os.close(src)
 
 
-def mount_all(root_fd, mounts, bind_fds, cgroup_layout):
+def mount_all(root_fd, mounts, bind_fds, cgroup_layout, detached):
     """Attach every mount of config.json in order; `bind_fds` maps the
-    index of a bind mount to the gofer's tree."""
+    index of a bind mount to the gofer's tree. `detached`: the root tree
+    is attached nowhere (a container without a mount namespace of its own,
+    enter_root)."""
     for index, mnt in enumerate(mounts):
         options = parse_options(mnt.options, mnt.type)
         try:
@@ -290,15 +390,15 @@ def mount_all(root_fd, mounts, bind_fds, cgroup_layout):
                 is_dir = stat.S_ISDIR(os.fstat(src).st_mode)
                 dst = make_target(root_fd, mnt.destination, is_dir)
                 try:
-                    _attach(src, dst, options)
+                    _attach(src, dst, options, detached)
                 finally:
                     os.close(dst)
             elif mnt.type == "cgroup":
-                mount_cgroup(root_fd, mnt, options, cgroup_layout)
+                mount_cgroup(root_fd, mnt, options, cgroup_layout, detached)
             else:
                 if not mnt.type:
                     raise MountFailure("no type given")
-                _mount_new(root_fd, mnt.destination, mnt, options)
+                _mount_new(root_fd, mnt.destination, mnt, options, detached)
         except OSError as e:
             raise MountFailure(f"mounts[{index}] ({mnt.type or 'bind'} on {mnt.destination}): "
                                f"{(e.strerror or str(e)).lower()}") from None

@@ -185,10 +185,12 @@ def run(launch: Launch):
         # the rootfs over it without naming a host path. A member is in the
         # pod's root, where the host's directory is out of reach: its root
         # is attached over the pod's "/" in its own mount namespace.
-        if launch.member:
-            os.chdir("/")
-        else:
+        # Without a mount namespace of its own the root is attached nowhere
+        # (rootfs.enter_root); the cwd then holds no host directory.
+        if "mount" in wanted and not launch.member:
             os.fchdir(rootfs_dir_fd)
+        else:
+            os.chdir("/")
         flags = 0
         for kind in wanted - {"user", "pid"}:
             flags |= ns.TYPES[kind][0]

@@ -41,14 +41,14 @@ def check_supported(spec):
     if spec.process is None:
         raise Failure("config.json: process: is required to create a container")
     linux = spec.linux
-    for entry in linux.namespaces:
-        if entry.type == "mount" and entry.path:
-            raise Unsupported("linux.namespaces: joining an existing mount namespace")
     new = {n.type for n in linux.namespaces if not n.path}
     if spec.hostname is not None and "uts" not in new and spec.hostname != "":
         raise Failure("config.json: hostname: setting a hostname requires a new uts namespace")
-    if "mount" not in new:
-        raise Unsupported("a container without its own mount namespace")
+    if "user" in new and "mount" not in new:
+        # The root is built in a mount namespace the runtime's user
+        # namespace owns: a new user namespace has no right to mount there.
+        raise Unsupported("linux.namespaces: a new user namespace without a new mount namespace "
+                          "(the root would be built in a mount namespace it does not own)")
     from sandbox.confine import check
     check(spec.process, linux)
 

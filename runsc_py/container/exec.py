@@ -92,7 +92,28 @@ def _enter(ns_fds):
         os.close(fd)
 
 
-def _child(ns_fds, process, report, preserve_fds, console, confinement, cgroup):
+def _own_mount_namespace(spec_raw):
+    return any(n.get("type") == "mount" and not n.get("path")
+               for n in (spec_raw.get("linux") or {}).get("namespaces") or [])
+
+
+def _container_root(sandbox_pid):
+    """An fd of the container's "/" when it is not its mount namespace's
+    root (a container without a mount namespace of its own is chrooted
+    into a detached tree, sandbox.rootfs.enter_root): the root of the
+    sandbox's first child, the container's PID 1 (forked before any pod
+    member's sandbox)."""
+    try:
+        with open(f"/proc/{sandbox_pid}/task/{sandbox_pid}/children") as f:
+            init_pid = int(f.read().split()[0])
+        return os.open(f"/proc/{init_pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except (IndexError, ValueError):
+        raise Failure("exec: the container's root: its init is gone") from None
+    except OSError as e:
+        raise Failure(f"exec: the container's root: {os_error_text(e)}") from None
+
+
+def _child(ns_fds, root_fd, process, report, preserve_fds, console, confinement, cgroup):
     """Body of the joining child (never returns)."""
     from sandbox import workload
     try:
@@ -109,6 +130,10 @@ def _child(ns_fds, process, report, preserve_fds, console, confinement, cgroup):
             # below inherits them.
             cgroup.enter([os.getpid()])
         _enter(ns_fds)
+        if root_fd is not None:
+            os.fchdir(root_fd)
+            os.chroot(".")
+            os.close(root_fd)
         slave = None
         if process.terminal:
             slave = _terminal(console, process.console_size)
@@ -160,15 +185,25 @@ def exec_process(root, cid, process, *, detach=False, pid_file=None, console_soc
     from .. import cgroups
     cgroup = cgroups.load(container.record.get("cgroup"))
     ns_fds = _namespace_fds(container)
-    if not proc.is_alive(sb["pid"], sb.get("startTime")):
-        raise NotRunning(cid)
+    root_fd = None
+    try:
+        if not proc.is_alive(sb["pid"], sb.get("startTime")):
+            raise NotRunning(cid)
+        if not _own_mount_namespace(spec):
+            root_fd = _container_root(sb["pid"])
+    except BaseException:
+        for _, fd in ns_fds:
+            os.close(fd)
+        raise
     report, child_report = unix.pair()
     joiner = os.fork()
     if joiner == 0:
         report.close()
-        _child(ns_fds, process, child_report, preserve_fds, console, confinement, cgroup)
+        _child(ns_fds, root_fd, process, child_report, preserve_fds, console, confinement, cgroup)
     for _, fd in ns_fds:
         os.close(fd)
+    if root_fd is not None:
+        os.close(root_fd)
     child_report.close()
     if console is not None:
         console.close()
