@@ -350,7 +350,9 @@ def test_every_process_in_every_hierarchy_and_the_cgroup_namespace_root(env):
     with open(f"/proc/{pid}/cgroup") as f:
         lines = f.read().splitlines()
     assert lines and all(line.endswith(f"/runsc-py/{cid}") for line in lines), lines
-    wait_until(lambda: os.path.exists(rootfs(path, "tmp", "cgroup")), 10, "the workload's view")
+    # the shell creates the file before cat writes it: wait for its content
+    view = rootfs(path, "tmp", "cgroup")
+    wait_until(lambda: os.path.exists(view) and os.path.getsize(view) > 0, 10, "the workload's view")
     inside = open(rootfs(path, "tmp", "cgroup")).read().splitlines()
     # Its own cgroup namespace, made after the move: its cgroup is the root.
     assert inside and all(line.endswith(":/") for line in inside), inside
