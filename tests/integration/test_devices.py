@@ -21,7 +21,7 @@ import pytest
 from runsc_py.cgroups import devicefilter as df
 from runsc_py.errors import Failure
 from tests.support.busybox import default_config
-from tests.support.confined import assert_refused
+from tests.support.leaks import leaked_processes
 from tests.support.runtime import wait_for_exit, wait_until
 
 # The VM stage's guest may run on qemu's TCG, where one `run` takes ~20 s.
@@ -192,13 +192,24 @@ def test_update_changes_what_the_running_container_may_open(env, loop, tmp_path)
     rt("delete", cid, timeout=TIMEOUT)
 
 
+def refused_at_create(env, cfg, *needles):
+    """Like tests.support.confined.assert_refused, with the guest's timeout."""
+    cid = env.cid("refused")
+    result = env.rt("create", "--bundle", env.bundle(config=cfg), cid, check=False, timeout=TIMEOUT)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1 and len(lines) == 1, result
+    assert all(needle in lines[0] for needle in needles), lines[0]
+    assert not os.path.isdir(env.root) or os.listdir(env.root) == []
+    assert leaked_processes(env.token) == []
+
+
 def test_rules_the_kernel_would_ignore_are_refused_at_create(env):
     hole = [DENY_ALL, {"allow": True, "type": "c", "access": "rw"},
             {"allow": False, "type": "c", "major": 4, "minor": 1, "access": "rwm"}]
-    assert_refused(env, config("true", hole), "linux.resources.devices[2]: deny c 4:1 rwm would be ignored",
-                   "inside the wider rule allow c *:* rw", command="create")
+    refused_at_create(env, config("true", hole), "linux.resources.devices[2]: deny c 4:1 rwm would be ignored",
+                      "inside the wider rule allow c *:* rw")
     default_in_wildcard = [{"allow": True, "access": "rwm"}, {"allow": False, "type": "c", "major": 1, "access": "rw"}]
-    assert_refused(env, config("true", default_in_wildcard), "/dev/null", "would be ignored", command="create")
+    refused_at_create(env, config("true", default_in_wildcard), "/dev/null", "would be ignored")
 
 
 # -- where the filter is ----------------------------------------------------------------------
