@@ -13,6 +13,7 @@ import os
 import pytest
 
 from tests.e2e import conftest as e2e
+from tests.e2e import podman as podman_module
 from tests.e2e.images import IMAGE
 from tests.e2e.podman import PodmanContainers, PodmanEngine
 from tests.e2e.conftest import e2e_dir, rootfs_tar, runtime, token  # noqa: F401 (fixtures)
@@ -22,8 +23,16 @@ from tests.support.runtime import wait_until
 MiB = 1 << 20
 
 
+# podman under TCG on a loaded host: `import` alone took over the e2e
+# tests' 60 s bound.
+GUEST_TIMEOUT = 300
+
+
 class DefaultCgroupsEngine(PodmanEngine):
     """The e2e engine without `--cgroup-manager cgroupfs`: podman's default."""
+
+    def __call__(self, *args, timeout=GUEST_TIMEOUT, **kw):
+        return super().__call__(*args, timeout=max(timeout, GUEST_TIMEOUT), **kw)
 
     def argv(self, *args, runtime=None):
         argv = super().argv(*args, runtime=runtime)
@@ -37,11 +46,13 @@ def podman_engine(runtime, e2e_dir, rootfs_tar):  # noqa: F811
     parent = CgroupParent("libpod_parent")
     root_existed = os.path.exists(runtime.default_root)
     engine = DefaultCgroupsEngine(os.path.join(e2e_dir, "podman"), runtime)
+    bound, podman_module.PODMAN_TIMEOUT = podman_module.PODMAN_TIMEOUT, GUEST_TIMEOUT  # import, detach
     try:
         engine.import_image(rootfs_tar)
         yield engine
         engine.remove_images()
     finally:
+        podman_module.PODMAN_TIMEOUT = bound
         parent.remove_new()
         if not root_existed:
             remove_empty_dirs(runtime.default_root)
@@ -62,7 +73,8 @@ def test_podman_picks_cgroupfs_and_v2(podman):
 
 def test_podman_run_prints_the_limits_the_container_sees(podman):
     script = "cd /sys/fs/cgroup && cat memory.max pids.max cpu.max"
-    out = podman.run("--rm", "--memory", "64m", "--pids-limit", "50", "--cpus", "0.5", IMAGE, "sh", "-c", script)
+    out = podman.run("--rm", "--memory", "64m", "--pids-limit", "50", "--cpus", "0.5", IMAGE, "sh", "-c", script,
+                     timeout=GUEST_TIMEOUT)
     assert out.stdout.split("\n")[:3] == [str(64 * MiB), "50", "50000 100000"], out.stdout
 
 
