@@ -574,7 +574,9 @@ class SystemdCgroup(Cgroup):
             try:
                 self._empty(d.path)
             except OSError as e:
-                errors.append(f"emptying {self.unit}: {os_error_text(e)}")
+                # ENODEV: systemd removed the emptied scope's cgroup while we wrote to it.
+                if e.errno not in (errno.ENOENT, errno.ENODEV):
+                    errors.append(f"emptying {self.unit}: {os_error_text(e)}")
         try:
             manager = self.manager()
             manager.stop(self.unit)
