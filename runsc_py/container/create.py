@@ -101,6 +101,7 @@ def _await_ready(launched, spec, cid, bundle):
                 unix.send(sync, {"error": f"writing id maps: {os_error_text(e)}"})
         elif msg.get("op") == "hooks":
             from ..hooks import HookFailure
+            launched.hooks_began = True
             try:
                 unix.send(sync, {"ok": True, "state": _creation_hooks(spec, cid, bundle, launched)})
             except (HookFailure, OSError) as e:
@@ -260,12 +261,28 @@ def create(root, cid, bundle, pid_file=None, console_socket=None, preserve_fds=0
         if cgroup is not None:
             cgroup.remove()  # its processes are gone: the cgroups this create made go too
         sf.destroy()
+        if launched is not None and launched.hooks_began:
+            _poststop_after_failure(spec, cid, bundle)
         raise
     finally:
         sf.unlock()
     if role == pod.CONTAINER:
         pod.adjust_sandbox_oom(root, sid)
     return launched.sandbox_pid
+
+
+def _poststop_after_failure(spec, cid, bundle):
+    """runtime.md: "If any prestart hook fails, the runtime MUST generate an
+    error, stop the container, and continue the lifecycle at step 12" (the
+    same for createRuntime and createContainer), and step 13 runs the
+    poststop hooks: once the creation hooks have run, a failed create runs
+    them, as a delete would (failures there are warnings)."""
+    if not spec.hooks.poststop:
+        return
+    from ..errors import log
+    from ..hooks import run_hooks_warning
+    from specs.state import oci_state
+    run_hooks_warning("poststop", spec.hooks.poststop, oci_state(cid, st.STOPPED, 0, bundle, spec.annotations), log)
 
 
 def _refuse_taken_id(root, cid):

@@ -28,6 +28,7 @@ class Launched:
         self.commit = None
         self.cgroup = None            # the container's cgroups.Cgroup
         self.join_on_start = False    # the sandbox process joins the cgroup when it reports
+        self.hooks_began = False      # the creation hooks were run (a failure then runs poststop)
 
     def kill(self):
         for pid in (self.sandbox_pid, self.setup_pid, self.gofer_pid):

@@ -232,8 +232,6 @@ def test_failing_start_container_hook_still_runs_poststop(env):
     assert os.listdir(env.root) == []
 
 
-@pytest.mark.xfail(strict=True, reason="create's failure path (container/create.py, being rewritten) removes "
-                                       "the container without running its poststop hooks")
 @pytest.mark.parametrize("kind", ["prestart", "createRuntime", "createContainer"])
 def test_failing_creation_hook_still_runs_poststop(env, kind):
     """runtime.md: "If any <kind> hook fails, the runtime MUST generate an
