@@ -95,28 +95,6 @@ def _pid_of(line, column):
         return None
 
 
-def host_pid(sandbox_pid, inner_pid):
-    """The host pid of the sandbox's child that is `inner_pid` in the
-    container's pid namespace (NSpid's last field), or None."""
-    for task in os.listdir(f"/proc/{sandbox_pid}/task"):
-        try:
-            with open(f"/proc/{sandbox_pid}/task/{task}/children") as f:
-                children = f.read().split()
-        except OSError:
-            continue
-        for child in children:
-            try:
-                with open(f"/proc/{child}/status") as f:
-                    for line in f:
-                        if line.startswith("NSpid:"):
-                            if int(line.split()[-1]) == inner_pid:
-                                return int(child)
-                            break
-            except OSError:
-                continue
-    return None
-
-
 def ps_ef_table(pids):
     """`ps -ef`'s table of `pids`, made with psutil: for hosts without
     procps (minimal images, distroless hosts), so that engines' `top` still

@@ -59,11 +59,11 @@ def _start_message(container):
     return {"op": "start"}
 
 
-def _hand_over_listener(container, inner_pid, fd):
-    """The seccomp listener fd goes to linux.seccomp.listenerPath."""
+def _hand_over_listener(container, pid, fd):
+    """The seccomp listener fd goes to linux.seccomp.listenerPath. `pid`:
+    the workload's host pid, as the sandbox (outside the container's pid
+    namespace) replies it."""
     from .listener import send_listener
-    from .processes import host_pid
-    pid = host_pid(container.sandbox["pid"], inner_pid) or inner_pid
     try:
         send_listener(container.sf.read_spec()["linux"]["seccomp"], fd, pid, container.oci_state())
     except Failure as e:
